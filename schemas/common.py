@@ -1,0 +1,49 @@
+"""Building blocks shared by every contract: id patterns, severities, tenants. No I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+SCHEMA_VERSION: Literal[1] = 1
+
+# rules.md section 1: rule ids, and (by the same rule) tenant and subscription ids.
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,64}$")]
+TenantId = Slug
+
+
+def _require_timezone(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a timezone, e.g. 2023-04-15T09:30:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
+
+
+class Severity(StrEnum):
+    """How much an alert matters; ordered from `info` (lowest) to `critical`."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info up to 4 for critical, for `at least` comparisons."""
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = list(Severity)
+
+
+class Contract(BaseModel):
+    """Base of every payload that crosses a process boundary: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)

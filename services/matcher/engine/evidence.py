@@ -1,0 +1,62 @@
+"""Evidence of a match (rules.md section 5): token spans -> quoted text and a snippet. No I/O."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from services.matcher.engine.normalize import TokenStream
+from services.matcher.engine.verify import FIELD_NAMES, Occurrence
+
+SNIPPET_CONTEXT_CHARS = 80
+_ELLIPSIS = "…"
+
+
+class Span(NamedTuple):
+    """One occurrence: `text == field_text[start:end]`."""
+
+    field: str
+    start: int
+    end: int
+    text: str
+
+
+class Snippet(NamedTuple):
+    """An excerpt around the first occurrence; `text[match_start:match_end]` is the match."""
+
+    field: str
+    text: str
+    match_start: int
+    match_end: int
+
+
+def spans(
+    occurrences: list[Occurrence],
+    texts: tuple[str, str],
+    streams: tuple[TokenStream, TokenStream],
+) -> list[Span]:
+    """Distinct occurrences as character spans, sorted by field (title first), then start."""
+    result: list[Span] = []
+    for field, first, end in sorted(set(occurrences)):
+        stream = streams[field]
+        start, stop = stream.starts[first], stream.ends[end - 1]
+        result.append(Span(FIELD_NAMES[field], start, stop, texts[field][start:stop]))
+    return result
+
+
+def snippet(span: Span, text: str, context: int = SNIPPET_CONTEXT_CHARS) -> Snippet:
+    """About `context` characters either side of `span`, cut at spaces, one line."""
+    left = max(0, span.start - context)
+    right = min(len(text), span.end + context)
+    # Cut at whitespace so words are not split, unless that would eat the whole context.
+    if left > 0:
+        space = text.find(" ", left, span.start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", span.end, right)
+        right = space if space != -1 else right
+    prefix = _ELLIPSIS if left > 0 else ""
+    suffix = _ELLIPSIS if right < len(text) else ""
+    body = " ".join(text[left:right].split("\n"))
+    # Whitespace inside is kept as is (only newlines become spaces) so offsets hold.
+    start = len(prefix) + span.start - left
+    return Snippet(span.field, prefix + body + suffix, start, start + span.end - span.start)
