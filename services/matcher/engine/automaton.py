@@ -29,34 +29,54 @@ def _token_starts(tokens: list[str]) -> list[int]:
     return list(map(operator.add, accumulate(map(len, tokens), initial=0), range(len(tokens))))
 
 
+def _build(keys: list[str]) -> ahocorasick.Automaton | None:
+    if not keys:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key in keys:
+        automaton.add_word(key, key)
+    automaton.make_automaton()
+    return automaton
+
+
 class LiteralAutomaton:
-    """Every literal key of a ruleset in one automaton."""
+    """Every literal key of a ruleset: raw keys in one automaton, stemmed keys in another.
+
+    Two automata rather than one because scanning costs per character: the stemmed stream
+    is scanned only with the (usually much smaller) stemmed automaton, which stays in cache.
+    """
 
     def __init__(self, keys: Iterable[str]) -> None:
-        automaton = ahocorasick.Automaton()
-        stems = False
+        self._shape: dict[str, tuple[int, int]] = {}
+        raw: list[str] = []
+        stemmed: list[str] = []
         for key in keys:
-            automaton.add_word(key, (key, len(key), key_token_count(key)))
-            stems = stems or key[0] == STEM_SEP
-        self.size = len(automaton)
-        self.uses_stems = stems
-        self._automaton = automaton if self.size else None
-        if self._automaton is not None:
-            self._automaton.make_automaton()
+            self._shape[key] = (len(key), key_token_count(key))
+            (stemmed if key[0] == STEM_SEP else raw).append(key)
+        self.size = len(self._shape)
+        self.uses_stems = bool(stemmed)
+        self._raw = _build(raw)
+        self._stemmed = _build(stemmed)
 
     def scan(
         self, fields: tuple[TokenStream, TokenStream], stems: tuple[list[str], list[str]] | None
     ) -> ArticleScan:
         """Scan one article's fields (title, body) and their stems when rules need them."""
-        return ArticleScan(self._automaton, fields, stems)
+        return ArticleScan(self._raw, self._stemmed, self._shape, fields, stems)
 
 
 class ArticleScan:
-    """The literal hits in one article, with token positions worked out on demand."""
+    """The literal hits in one article, with token positions worked out on demand.
+
+    `hits` is every key that occurs: enough to decide most rules. Positions are grouped
+    per key only when something asks for them (NEAR, a field-restricted atom, evidence).
+    """
 
     def __init__(
         self,
-        automaton: ahocorasick.Automaton | None,
+        raw: ahocorasick.Automaton | None,
+        stemmed: ahocorasick.Automaton | None,
+        shape: dict[str, tuple[int, int]],
         fields: tuple[TokenStream, TokenStream],
         stems: tuple[list[str], list[str]] | None,
     ) -> None:
@@ -74,31 +94,36 @@ class ArticleScan:
             parts.append(joined)
             self._regions.append((offset + len(joined), index % 2, offset + 1, tokens))
             offset += len(joined)
+        self._shape = shape
         self._starts: dict[int, list[int]] = {}
         self._memo: dict[str, list[Occurrence]] = {}
-        self.hits: dict[str, list[int]] = {}
-        self._lengths: dict[str, tuple[int, int]] = {}
-        if automaton is None:
-            return
-        hits = self.hits
-        lengths = self._lengths
-        for end, (key, length, ntok) in automaton.iter("".join(parts)):
-            found = hits.get(key)
-            if found is None:
-                hits[key] = [end]
-                lengths[key] = (length, ntok)
-            else:
-                found.append(end)
+        self._ends_by_key: dict[str, list[int]] | None = None
+        text = "".join(parts)
+        raw_end = self._regions[1][0]
+        # (end offset, key) pairs, collected in C; no Python code runs per hit here.
+        self._raw: list[tuple[int, str]] = list(raw.iter(text, 0, raw_end)) if raw else []
+        if stemmed is not None and stems is not None:
+            self._raw += stemmed.iter(text, raw_end, len(text))
+        self.hits: frozenset[str] = frozenset(map(_KEY, self._raw))
 
     def occurrences(self, key: str) -> list[Occurrence]:
         """Occurrences of `key` as (field, first token, end token), in text order."""
         memo = self._memo.get(key)
         if memo is not None:
             return memo
-        ends = self.hits.get(key)
+        if self._ends_by_key is None:
+            grouped: dict[str, list[int]] = {}
+            for end, hit in self._raw:
+                slot = grouped.get(hit)
+                if slot is None:
+                    grouped[hit] = [end]
+                else:
+                    slot.append(end)
+            self._ends_by_key = grouped
+        ends = self._ends_by_key.get(key)
         if ends is None:
             return []
-        length, ntok = self._lengths[key]
+        length, ntok = self._shape[key]
         found: list[Occurrence] = []
         for end in ends:
             first_char = end - length + 2  # skip the key's leading separator
@@ -112,3 +137,6 @@ class ArticleScan:
                     break
         self._memo[key] = found
         return found
+
+
+_KEY = operator.itemgetter(1)

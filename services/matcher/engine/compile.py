@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.normalize import analyze_terms
+from services.matcher.engine.predicate import Predicate
 from services.matcher.engine.query import (
     And,
     Atom,
@@ -26,11 +27,12 @@ from services.matcher.engine.query import (
 )
 from services.matcher.engine.query_parser import MAX_PHRASE_TOKENS, QuerySyntaxError, parse_query
 from services.matcher.engine.stemming import Stemmer
-from services.matcher.engine.verify import BODY, TITLE, All, AnyOf, Lit, Neg, Plan, Within
+from services.matcher.engine.verify import BODY, BOTH, TITLE, All, AnyOf, Lit, Neg, Plan, Within
 
 RAW_SEP = " "
 STEM_SEP = "\x01"
 _FIELD_MASKS = {"title": TITLE, "body": BODY}
+_NO_LANGUAGES: frozenset[str] = frozenset()
 
 
 def raw_key(tokens: tuple[str, ...]) -> str:
@@ -61,7 +63,8 @@ class CompiledRule:
 
     `trigger` holds keys such that the rule can only match an article where one of them
     occurs; None means no such set exists (e.g. `a OR NOT b`) and the rule is checked on every
-    article.
+    article. `decided_by_keys` is true when any trigger key occurring anywhere is a match (an
+    alias list over every field): such a rule needs no evaluation at all.
     """
 
     tenant: str
@@ -70,6 +73,8 @@ class CompiledRule:
     plan: Plan
     trigger: tuple[str, ...] | None
     keys: tuple[str, ...]
+    decided_by_keys: bool
+    predicate: Predicate
     languages: frozenset[str]
     sources: tuple[str, ...]
 
@@ -198,6 +203,14 @@ def _selectivity(keys: tuple[str, ...]) -> tuple[int, int]:
     return (len(keys), -min(map(len, keys)))
 
 
+def _is_alias_list(plan: Plan) -> bool:
+    if isinstance(plan, Lit):
+        return plan.mask == BOTH
+    return isinstance(plan, AnyOf) and all(
+        isinstance(c, Lit) and c.mask == BOTH for c in plan.children
+    )
+
+
 def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> CompiledRule:
     """Compile one rule.
 
@@ -213,6 +226,8 @@ def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> Compiled
         plan=plan,
         trigger=trigger_keys(plan),
         keys=tuple(builder.keys),
-        languages=frozenset(rule.languages),
+        decided_by_keys=_is_alias_list(plan),
+        predicate=Predicate(plan),
+        languages=frozenset(rule.languages) if rule.languages else _NO_LANGUAGES,
         sources=tuple(s.lower().strip(".") for s in rule.sources),
     )

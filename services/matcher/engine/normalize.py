@@ -11,10 +11,10 @@ hold one are rebuilt on a slower, exact path.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
-from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress, count
 
 # Step 3: ignored entirely, neither splitting a word nor appearing in it.
 _IGNORED = frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff")
@@ -40,7 +40,6 @@ _SOLO_RANGES = (
 _SOLO_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _SOLO_RANGES)
 _HAS_SOLO = re.compile(f"[{_SOLO_CLASS}]")
 _SOLO_OR_RUN = re.compile(f"[{_SOLO_CLASS}]|[^ {_SOLO_CLASS}]+")
-_SEP_RUNS = re.compile("( +)")
 # A lone `s` right after an apostrophe is a possessive and is dropped (two chars -> two spaces).
 _POSSESSIVE = re.compile(f"'s(?=[ '{_SOLO_CLASS}]|$)")
 
@@ -96,20 +95,76 @@ class _TranslationTable(dict[int, str]):
 _TABLE = _TranslationTable()
 
 
-@dataclass(frozen=True, slots=True)
 class TokenStream:
-    """The tokens of one field, with `[start, end)` offsets into the original text."""
+    """The tokens of one field, with `[start, end)` offsets into the original text.
 
-    tokens: list[str]
-    starts: list[int]
-    ends: list[int]
+    Offsets are worked out on first use: matching needs only the tokens, and only articles
+    with a match need offsets, to quote their evidence.
+    """
+
+    __slots__ = ("_ends", "_starts", "_translated", "tokens")
+
+    def __init__(
+        self,
+        tokens: list[str],
+        starts: list[int] | None = None,
+        ends: list[int] | None = None,
+        translated: str = "",
+    ) -> None:
+        self.tokens = tokens
+        self._starts = starts
+        self._ends = ends
+        self._translated = translated
 
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @property
+    def starts(self) -> list[int]:
+        """Offset of each token's first character."""
+        if self._starts is None:
+            self._compute_offsets()
+        assert self._starts is not None
+        return self._starts
+
+    @property
+    def ends(self) -> list[int]:
+        """Offset just past each token's last character."""
+        if self._ends is None:
+            self._compute_offsets()
+        assert self._ends is not None
+        return self._ends
+
+    def _compute_offsets(self) -> None:
+        # Splitting on single spaces keeps an empty part per extra space, so part j starts at
+        # (sum of earlier part lengths) + j; compress() keeps the non-empty parts. All in C.
+        parts = self._translated.split(_SEP)
+        offsets = map(operator.add, accumulate(map(len, parts), initial=0), count())
+        self._starts = starts = list(compress(offsets, parts))
+        self._ends = list(map(operator.add, starts, map(len, self.tokens)))
+
+
+# ASCII to ASCII, so CPython's fast translate path applies (a 128-entry cache, no dict calls).
+_ASCII_TABLE = {code: _TABLE[code] for code in range(128)}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _translate_one(match: re.Match[str]) -> str:
+    return _TABLE[ord(match.group())]
+
 
 def _translate(text: str) -> str:
-    translated = text.translate(_TABLE)
+    if text.isascii():
+        return _fix_apostrophes(text.translate(_ASCII_TABLE))
+    # News text is mostly ASCII with a few curly quotes and accents: translate just those in
+    # Python, and the rest on the ASCII fast path when nothing non-ASCII remains.
+    partial = _NON_ASCII.sub(_translate_one, text)
+    if partial.isascii():
+        return _fix_apostrophes(partial.translate(_ASCII_TABLE))
+    return _fix_apostrophes(text.translate(_TABLE))
+
+
+def _fix_apostrophes(translated: str) -> str:
     if _APOS in translated:
         translated = _POSSESSIVE.sub("  ", translated).replace(_APOS, _SEP)
     return translated
@@ -118,17 +173,12 @@ def _translate(text: str) -> str:
 def analyze(text: str) -> TokenStream:
     """Split `text` into normalised tokens with offsets into `text` (rules.md section 2)."""
     translated = _translate(text)
-    if _DROP in translated or _EXPAND in translated or _HAS_SOLO.search(translated):
+    if not translated.isascii() and (
+        _DROP in translated or _EXPAND in translated or _HAS_SOLO.search(translated)
+    ):
         return _analyze_exact(text, translated)
-    parts = _SEP_RUNS.split(translated)
-    bounds = [0, *accumulate(map(len, parts))]
-    tokens = parts[0::2]
-    starts = bounds[0::2]
-    ends = bounds[1::2]
-    # re.split yields an empty first/last part when the text starts/ends with a separator.
-    first = 1 if tokens and tokens[0] == "" else 0
-    last = len(tokens) - 1 if len(tokens) > first and tokens[-1] == "" else len(tokens)
-    return TokenStream(tokens[first:last], starts[first:last], ends[first:last])
+    # Every separator is a space in the translated text, so str.split() yields the tokens.
+    return TokenStream(translated.split(), translated=translated)
 
 
 def _analyze_exact(text: str, translated: str) -> TokenStream:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import CompiledRule, compile_rule, rule_ast
 from services.matcher.engine.errors import RuleCompileError, RuleError
-from services.matcher.engine.evidence import snippet, spans
 from services.matcher.engine.matcher import (
     ArticleText,
+    ArticleView,
     MatchResult,
     MatchStats,
     RuleMatch,
@@ -27,6 +27,16 @@ from services.matcher.engine.stemming import Stemmer
 
 Occurrence = tuple[int, int, int]
 _FIELDS = {"title": 0, "body": 1}
+
+
+class _NoScan:
+    hits: frozenset[str] = frozenset()
+
+    def occurrences(self, key: str) -> list[Occurrence]:
+        raise AssertionError("the reference matcher never scans")
+
+
+_NO_SCAN = _NoScan()
 
 
 class ReferenceMatcher:
@@ -49,6 +59,8 @@ class ReferenceMatcher:
         """Every matching rule with its evidence."""
         texts = (article.title, article.body)
         streams = (analyze(article.title), analyze(article.body))
+        # The view quotes occurrences; it is given no scan, since this matcher never scans.
+        view = ArticleView(texts, streams, _NO_SCAN)
         matches = []
         for compiled, ast in self._rules:
             if not language_allowed(article.language, compiled.languages):
@@ -57,12 +69,8 @@ class ReferenceMatcher:
                 continue
             found = _Evaluation(compiled.rule, streams, self._stemmer).run(ast)
             if found is not None:
-                evidence = spans(found, texts, streams)
-                first = evidence[0] if evidence else None
-                text = texts[_FIELDS[first.field]] if first else ""
-                matches.append(
-                    RuleMatch(compiled, evidence, snippet(first, text) if first else None)
-                )
+                evidence, first = view.quote(found)
+                matches.append(RuleMatch(compiled, evidence=evidence, snippet=first))
         return MatchResult(matches, [], MatchStats(len(self._rules), 0, 0.0, 0.0))
 
 

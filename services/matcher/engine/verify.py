@@ -1,6 +1,8 @@
 """Evaluate a compiled rule plan over the literal occurrences of one article. No I/O.
 
-A plan node's `evaluate` returns None when it does not hold, else the occurrences that make
+`holds` decides whether a plan matches, from the set of keys present wherever it can, and
+from token positions only where it must (NEAR, field-restricted atoms). A plan node's
+`evaluate` returns None when it does not hold, else the occurrences that make
 it hold (possibly none, for a NOT). Those occurrences are the match's evidence: only
 branches that hold contribute, and for NEAR only occurrences that take part in a pair within
 the distance, so evidence says why the rule fired.
@@ -22,6 +24,8 @@ MAX_PHRASE_TOKENS = 16
 class Occurrences(Protocol):
     """Where each literal key occurs in the article being matched."""
 
+    hits: frozenset[str]
+
     def occurrences(self, key: str) -> list[Occurrence]:
         """Occurrences of `key`, sorted by (field, first token)."""
         ...
@@ -35,6 +39,14 @@ class Lit:
     def __init__(self, key: str, mask: int) -> None:
         self.key = key
         self.mask = mask
+
+    def holds(self, ctx: Occurrences) -> bool:
+        """Whether the literal occurs in an allowed field."""
+        if self.key not in ctx.hits:
+            return False
+        if self.mask == BOTH:
+            return True
+        return any((1 << o[0]) & self.mask for o in ctx.occurrences(self.key))
 
     def evaluate(self, ctx: Occurrences) -> list[Occurrence] | None:
         """The occurrences in allowed fields, or None if there are none."""
@@ -51,6 +63,10 @@ class All:
 
     def __init__(self, children: tuple[Plan, ...]) -> None:
         self.children = children
+
+    def holds(self, ctx: Occurrences) -> bool:
+        """Whether every child holds."""
+        return all(child.holds(ctx) for child in self.children)
 
     def evaluate(self, ctx: Occurrences) -> list[Occurrence] | None:
         """None as soon as one child fails."""
@@ -71,6 +87,10 @@ class AnyOf:
     def __init__(self, children: tuple[Plan, ...]) -> None:
         self.children = children
 
+    def holds(self, ctx: Occurrences) -> bool:
+        """Whether some child holds."""
+        return any(child.holds(ctx) for child in self.children)
+
     def evaluate(self, ctx: Occurrences) -> list[Occurrence] | None:
         """None only when no child holds."""
         evidence: list[Occurrence] | None = None
@@ -89,6 +109,10 @@ class Neg:
     def __init__(self, child: Plan) -> None:
         self.child = child
 
+    def holds(self, ctx: Occurrences) -> bool:
+        """Whether the child fails."""
+        return not self.child.holds(ctx)
+
     def evaluate(self, ctx: Occurrences) -> list[Occurrence] | None:
         """An empty list (true) when the child fails, else None."""
         return [] if self.child.evaluate(ctx) is None else None
@@ -103,6 +127,15 @@ class Within:
         self.left = left
         self.right = right
         self.distance = distance
+
+    def holds(self, ctx: Occurrences) -> bool:
+        """Whether some pair lies within the distance."""
+        hits = ctx.hits
+        if not any(lit.key in hits for lit in self.left):
+            return False
+        if not any(lit.key in hits for lit in self.right):
+            return False
+        return self.evaluate(ctx) is not None
 
     def evaluate(self, ctx: Occurrences) -> list[Occurrence] | None:
         """The occurrences that take part in at least one pair within the distance."""
