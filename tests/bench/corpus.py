@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from schemas.article import Article
@@ -69,13 +70,7 @@ def build_vocabulary(articles: list[Article]) -> Vocabulary:
     for article in articles:
         tokens = analyze_terms(article.body)
         doc_freq.update(set(tokens))
-        bigrams.update(
-            {
-                f"{a} {b}"
-                for a, b in zip(tokens, tokens[1:], strict=False)
-                if len(a) > 3 and len(b) > 3
-            }
-        )
+        bigrams.update({f"{a} {b}" for a, b in pairwise(tokens) if len(a) > 3 and len(b) > 3})
         names.update({" ".join(m) for m in _NAME.findall(article.body)})
     n = len(articles)
     words = sorted(

@@ -40,8 +40,10 @@ _SOLO_RANGES = (
 _SOLO_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _SOLO_RANGES)
 _HAS_SOLO = re.compile(f"[{_SOLO_CLASS}]")
 _SOLO_OR_RUN = re.compile(f"[{_SOLO_CLASS}]|[^ {_SOLO_CLASS}]+")
-# A lone `s` right after an apostrophe is a possessive and is dropped (two chars -> two spaces).
-_POSSESSIVE = re.compile(f"'s(?=[ '{_SOLO_CLASS}]|$)")
+# A lone `s` right after an apostrophe is a possessive and is dropped. Ignored characters
+# (step 3) may stand on either side of the `s`; every character matched becomes a space, so
+# the translated text keeps its length.
+_POSSESSIVE = re.compile(f"'{_DROP}*s{_DROP}*(?=[ '{_SOLO_CLASS}]|$)")
 
 
 def _is_solo(char: str) -> bool:
@@ -164,9 +166,13 @@ def _translate(text: str) -> str:
     return _fix_apostrophes(text.translate(_TABLE))
 
 
+def _blank(match: re.Match[str]) -> str:
+    return _SEP * (match.end() - match.start())
+
+
 def _fix_apostrophes(translated: str) -> str:
     if _APOS in translated:
-        translated = _POSSESSIVE.sub("  ", translated).replace(_APOS, _SEP)
+        translated = _POSSESSIVE.sub(_blank, translated).replace(_APOS, _SEP)
     return translated
 
 
