@@ -35,8 +35,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Match and print; 0 on success, 2 for an invalid watchlist."""
-    loaded = parse_watchlist(Path(args.rules).read_text("utf-8"), args.tenant)
+    """Match and print; 0 on success, 2 for an invalid watchlist or an unreadable input."""
+    try:
+        watchlist = Path(args.rules).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"{args.rules}: cannot read the watchlist: {exc}\n")
+        return 2
+    if args.input != "-" and not Path(args.input).exists():
+        sys.stderr.write(f"{args.input}: no such file or folder\n")
+        return 2
+    loaded = parse_watchlist(watchlist, args.tenant)
     matcher, compile_errors = Matcher.build((loaded.tenant, r) for r in loaded.rules)
     errors = loaded.errors + compile_errors
     if errors:
@@ -56,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             for match in matcher.match(item).matches:
                 counts[match.rule_id] += 1
                 out.write(match_record(match, item.article_id).model_dump_json() + "\n")
+    except OSError as exc:
+        sys.stderr.write(f"{args.input}: cannot read: {exc}\n")
+        return 2
     finally:
         if out is not sys.stdout:
             out.close()

@@ -24,6 +24,7 @@ from services.matcher.engine.query import (
     Prefix,
     Term,
     atoms,
+    unwrap_negations,
 )
 from services.matcher.engine.query_parser import MAX_PHRASE_TOKENS, QuerySyntaxError, parse_query
 from services.matcher.engine.stemming import Stemmer
@@ -160,8 +161,11 @@ class _PlanBuilder:
                 return All(tuple(self.plan(c) for c in children))
             case Or(children):
                 return AnyOf(tuple(self.plan(c) for c in children))
-            case Not(child):
-                return Neg(self.plan(child))
+            case Not():
+                # NOT^k(x) decides and reports like NOT(x) for odd k, NOT(NOT(x)) for even k.
+                odd, inner = unwrap_negations(node)
+                negated = Neg(self.plan(inner))
+                return negated if odd else Neg(negated)
             case Near(left, right, distance):
                 return Within(self.operand(left), self.operand(right), distance)
 

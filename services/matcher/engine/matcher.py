@@ -131,7 +131,7 @@ class RuleMatch:
 class MatchStats:
     """Where the time went for one article."""
 
-    candidates: int
+    candidates: int  # rules the scan put forward: matched outright or checked
     hits: int
     scan_ms: float
     verify_ms: float
@@ -275,6 +275,8 @@ class Matcher:
         nothing = repeat(())
         outright: set[int] = set().union(*map(self._direct.get, present, nothing))
         candidates: set[int] = set(self._always).union(*map(self._check.get, present, nothing))
+        # Rules decided by the scan alone plus rules that needed a check: each counted once.
+        considered = len(outright) + len(candidates)
         scanned = perf_counter()
         view = ArticleView(texts, streams, scan)
         errors: list[RuleError] = []
@@ -294,7 +296,7 @@ class Matcher:
         matches = [RuleMatch(ordered[index], view) for index in sorted(outright)]
         done = perf_counter()
         stats = MatchStats(
-            candidates=len(candidates) + len(outright),
+            candidates=considered,
             hits=len(present),
             scan_ms=(scanned - started) * 1000,
             verify_ms=(done - scanned) * 1000,

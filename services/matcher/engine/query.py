@@ -71,6 +71,20 @@ class Near:
 Node = Term | Phrase | Prefix | And | Or | Not | Near
 
 
+def unwrap_negations(node: Not) -> tuple[bool, Node]:
+    """A chain of NOTs as (odd?, the first node below them), walked without recursion.
+
+    A query may stack hundreds of NOTs and rules.md sets no depth limit, so anything that
+    descends the tree must not spend a stack frame on each of them.
+    """
+    odd = False
+    inner: Node = node
+    while isinstance(inner, Not):
+        odd = not odd
+        inner = inner.child
+    return odd, inner
+
+
 def atoms(node: Node, *, positive_only: bool = False) -> list[Atom]:
     """Every atom below `node`, left to right; with `positive_only`, none under a NOT."""
     match node:
@@ -78,8 +92,8 @@ def atoms(node: Node, *, positive_only: bool = False) -> list[Atom]:
             return [node]
         case And(children) | Or(children):
             return [a for child in children for a in atoms(child, positive_only=positive_only)]
-        case Not(child):
-            return [] if positive_only else atoms(child)
+        case Not():
+            return [] if positive_only else atoms(unwrap_negations(node)[1])
         case Near(left, right, _):
             return atoms(left, positive_only=positive_only) + atoms(
                 right, positive_only=positive_only

@@ -1,4 +1,4 @@
-"""Query text -> AST, by recursive descent over rules.md section 3. No I/O.
+"""Query text -> AST, following the grammar of rules.md section 3. No I/O.
 
 Errors carry the 1-based character position where the parser stopped and what it expected
 there, so a rule author can find the mistake in a long query.
@@ -103,6 +103,34 @@ def _lex(query: str) -> list[_Token]:
     return tokens
 
 
+_OPERAND_STARTS = ("(", "NOT", "-", "FIELD", "PHRASE", "WORD")
+
+
+@dataclass(slots=True)
+class _Group:
+    """One level of parentheses (or the whole query) while it is being read.
+
+    The grammar is recursive but the parser is not: rules.md sets no nesting limit, and a
+    4,096-character query can open 2,000 parentheses or stack 1,000 NOTs, far past Python's
+    recursion limit. Each open parenthesis pushes a group; its `)` pops it.
+    """
+
+    opening: _Token | None  # the "(" that opened it; None for the whole query
+    alternatives: list[Node]  # finished AND-groups, joined by OR
+    conjuncts: list[Node]  # finished unary terms of the current AND-group
+    negations: int = 0  # NOTs read before the next operand
+    near_left: tuple[Node, _Token] | None = None  # NEAR's left operand, awaiting the right
+    near_token: _Token | None = None
+
+    def close(self) -> Node:
+        self.alternatives.append(_join(And, self.conjuncts))
+        return _join(Or, self.alternatives)
+
+
+def _join(kind: type[And] | type[Or], children: list[Node]) -> Node:
+    return children[0] if len(children) == 1 else kind(tuple(children))
+
+
 class _Parser:
     def __init__(self, query: str) -> None:
         self.tokens = _lex(query)
@@ -125,61 +153,78 @@ class _Parser:
         )
 
     def parse(self) -> Node:
-        node = self.parse_or()
-        if self.current.kind != "END":
-            raise self.fail("AND, OR, NEAR/n or the end of the query")
-        return node
-
-    def parse_or(self) -> Node:
-        children = [self.parse_and()]
-        while self.current.kind == "OR":
-            self.advance()
-            children.append(self.parse_and())
-        return children[0] if len(children) == 1 else Or(tuple(children))
-
-    def parse_and(self) -> Node:
-        children = [self.parse_unary()]
+        stack = [_Group(None, [], [])]
         while True:
-            if self.current.kind == "AND":
+            self.read_operand(stack)
+            if self.after_operand(stack):
+                return stack[0].close()
+
+    def read_operand(self, stack: list[_Group]) -> None:
+        """Read one unary term (NOTs, then a NEAR or a primary) into the innermost group."""
+        while True:
+            group = stack[-1]
+            token = self.current
+            if token.kind in ("NOT", "-") and group.near_left is None:
                 self.advance()
-            elif self.current.kind not in ("(", "NOT", "-", "FIELD", "PHRASE", "WORD"):
-                break
-            children.append(self.parse_unary())
-        return children[0] if len(children) == 1 else And(tuple(children))
+                group.negations += 1
+            elif token.kind == "(":
+                self.advance()
+                stack.append(_Group(token, [], []))
+            else:
+                self.finish_primary(stack, self.parse_atom(), token)
+                return
 
-    def parse_unary(self) -> Node:
-        if self.current.kind in ("NOT", "-"):
-            self.advance()
-            return Not(self.parse_unary())
-        return self.parse_near()
+    def finish_primary(self, stack: list[_Group], node: Node, start: _Token) -> None:
+        """A primary is complete: it may be NEAR's left or right operand, or a unary term."""
+        group = stack[-1]
+        if group.near_left is not None:
+            left, left_start = group.near_left
+            near = group.near_token
+            assert near is not None
+            group.near_left = group.near_token = None
+            if self.current.kind == "NEAR":
+                raise QuerySyntaxError(
+                    self.current.position + 1,
+                    "NEAR cannot be chained: combine two NEARs with AND",
+                )
+            node = Near(_near_operand(left, left_start), _near_operand(node, start), near.value)
+        elif self.current.kind == "NEAR":
+            near = self.advance()
+            if near.value > MAX_NEAR:
+                raise QuerySyntaxError(near.position + 1, f"NEAR distance must be 0..{MAX_NEAR}")
+            group.near_left, group.near_token = (node, start), near
+            return
+        for _ in range(group.negations):
+            node = Not(node)
+        group.negations = 0
+        group.conjuncts.append(node)
 
-    def parse_near(self) -> Node:
-        start = self.current
-        left = self.parse_primary()
-        if self.current.kind != "NEAR":
-            return left
-        near = self.advance()
-        if near.value > MAX_NEAR:
-            raise QuerySyntaxError(near.position + 1, f"NEAR distance must be 0..{MAX_NEAR}")
-        right_start = self.current
-        right = self.parse_primary()
-        if self.current.kind == "NEAR":
-            raise QuerySyntaxError(
-                self.current.position + 1,
-                "NEAR cannot be chained: combine two NEARs with AND",
-            )
-        return Near(_near_operand(left, start), _near_operand(right, right_start), near.value)
-
-    def parse_primary(self) -> Node:
-        token = self.current
-        if token.kind == "(":
-            self.advance()
-            inner = self.parse_or()
-            if self.current.kind != ")":
+    def after_operand(self, stack: list[_Group]) -> bool:
+        """Consume what follows a unary term; True when the whole query has been read."""
+        while True:
+            group = stack[-1]
+            if group.near_left is not None:
+                return False  # NEAR's right operand comes next
+            kind = self.current.kind
+            if kind == "AND":
+                self.advance()
+                return False
+            if kind in _OPERAND_STARTS:
+                return False
+            if kind == "OR":
+                self.advance()
+                group.alternatives.append(_join(And, group.conjuncts))
+                group.conjuncts = []
+                return False
+            if group.opening is None:
+                if kind != "END":
+                    raise self.fail("AND, OR, NEAR/n or the end of the query")
+                return True
+            if kind != ")":
                 raise self.fail("')'")
             self.advance()
-            return inner
-        return self.parse_atom()
+            stack.pop()
+            self.finish_primary(stack, group.close(), group.opening)
 
     def parse_atom(self) -> Atom:
         field: FieldName | None = None

@@ -22,7 +22,17 @@ from services.matcher.engine.matcher import (
     source_allowed,
 )
 from services.matcher.engine.normalize import TokenStream, analyze
-from services.matcher.engine.query import And, Near, Node, Not, Or, Phrase, Prefix, Term
+from services.matcher.engine.query import (
+    And,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Term,
+    unwrap_negations,
+)
 from services.matcher.engine.stemming import Stemmer
 
 Occurrence = tuple[int, int, int]
@@ -98,7 +108,9 @@ class _Evaluation:
             held = [r for r in results if r is not None]
             return [o for r in held for o in r] if held else None
         if isinstance(node, Not):
-            return [] if self.run(node.child) is None else None
+            odd, inner = unwrap_negations(node)
+            holds = self.run(inner) is not None
+            return [] if holds != odd else None
         return self.near(node)
 
     def near(self, node: Near) -> list[Occurrence] | None:

@@ -1008,6 +1008,9 @@ def test_a_rule_without_trigger_is_a_candidate_on_every_article(query: str) -> N
         pytest.param("x " + "NOT " * 301 + "y", "x", True, id="301-nots-odd-holds"),
         pytest.param("x " + "NOT " * 301 + "y", "x y", False, id="301-nots-odd-fails"),
         pytest.param("(" * 300 + "a" + ")" * 300, "a", True, id="300-parentheses"),
+        # At the 4,096-character limit: as deep as a query can get.
+        pytest.param("x " + "NOT " * 1022 + "y", "x", False, id="1022-nots-at-the-limit"),
+        pytest.param("(" * 2000 + "a" + ")" * 2000, "a", True, id="2000-parentheses"),
     ],
 )
 def test_a_deeply_nested_query_is_accepted_and_evaluated(
