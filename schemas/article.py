@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
-from schemas.common import SCHEMA_VERSION, AwareDatetime, Contract
+from schemas.common import SCHEMA_VERSION, AwareDatetime, CleanText, Contract
 
 MAX_TEXT_CHARS = 512 * 1024
 
 ArticleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")]
 Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
-
-
-def _refuse_nul(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
-    return value
 
 
 class ArticleIn(Contract):
@@ -28,20 +22,15 @@ class ArticleIn(Contract):
         default=None, description="The client's own id; derived from url or text when absent."
     )
     url: Url | None = None
-    source: str | None = Field(
+    source: CleanText | None = Field(
         default=None,
         max_length=253,
         description="Source domain (e.g. reuters.com); taken from url when absent.",
     )
-    title: str = Field(default="", max_length=2000)
-    body: str = Field(default="", max_length=MAX_TEXT_CHARS)
+    title: CleanText = Field(default="", max_length=2000)
+    body: CleanText = Field(default="", max_length=MAX_TEXT_CHARS)
     language: Language | None = Field(default=None, description="ISO 639 code, e.g. en.")
     published_at: AwareDatetime | None = None
-
-    @field_validator("title", "body", "source")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        return _refuse_nul(value)
 
 
 class Article(Contract):
@@ -50,9 +39,9 @@ class Article(Contract):
     schema_version: Literal[1] = SCHEMA_VERSION
     article_id: ArticleId
     url: Url | None = None
-    source: str | None = Field(default=None, max_length=253)
-    title: str = Field(default="", max_length=2000)
-    body: str = Field(default="", max_length=MAX_TEXT_CHARS)
+    source: CleanText | None = Field(default=None, max_length=253)
+    title: CleanText = Field(default="", max_length=2000)
+    body: CleanText = Field(default="", max_length=MAX_TEXT_CHARS)
     language: Language | None = None
     published_at: AwareDatetime | None = None
     received_at: AwareDatetime

@@ -25,6 +25,21 @@ def _require_timezone(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
 
 
+def _clean_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # JSON escapes like "\ud800" decode to lone surrogates, which no UTF-8 consumer
+        # downstream (Kafka clients, webhook receivers) can read.
+        raise ValueError(f"text holds a lone surrogate at character {exc.start}") from exc
+    return value
+
+
+CleanText = Annotated[str, AfterValidator(_clean_text)]
+
+
 class Severity(StrEnum):
     """How much an alert matters; ordered from `info` (lowest) to `critical`."""
 

@@ -14,6 +14,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.alert import Alert, MatchRecord
+from schemas.api import (
+    ArticleReceipt,
+    BatchReceipt,
+    SubscriptionCreated,
+    SubscriptionView,
+    WatchlistApplied,
+)
 from schemas.article import Article, ArticleIn, RejectedRecord
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
 from schemas.subscription import Subscription, SubscriptionIn
@@ -33,6 +40,11 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     DeliveryAttempt,
     DeliveryTask,
     DeadLetter,
+    ArticleReceipt,
+    BatchReceipt,
+    SubscriptionView,
+    SubscriptionCreated,
+    WatchlistApplied,
 )
 
 JSON_DIR = Path(__file__).parent / "json"

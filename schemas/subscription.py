@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_serializer
 
-from schemas.common import SCHEMA_VERSION, AwareDatetime, Contract, Severity, Slug, TenantId
+from schemas.common import (
+    SCHEMA_VERSION,
+    AwareDatetime,
+    CleanText,
+    Contract,
+    Severity,
+    Slug,
+    TenantId,
+)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
@@ -25,8 +33,8 @@ class SubscriptionFilter(Contract):
 class SubscriptionIn(Contract):
     """A subscription as a client creates or replaces it."""
 
-    url: str = Field(min_length=8, max_length=2048)
-    description: str = Field(default="", max_length=500)
+    url: CleanText = Field(min_length=8, max_length=2048)
+    description: CleanText = Field(default="", max_length=500)
     filter: SubscriptionFilter = Field(default_factory=SubscriptionFilter)
     enabled: bool = True
 

@@ -12,13 +12,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from schemas.common import SCHEMA_VERSION, AwareDatetime, Contract, Severity, Slug, Tag, TenantId
+from schemas.common import (
+    SCHEMA_VERSION,
+    AwareDatetime,
+    CleanText,
+    Contract,
+    Severity,
+    Slug,
+    Tag,
+    TenantId,
+)
 
 MAX_QUERY_CHARS = 4096
 MAX_PHRASES = 1000
 
 FieldName = Literal["title", "body"]
-Phrase = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+Phrase = Annotated[CleanText, StringConstraints(min_length=1, max_length=1000)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")]
 Domain = Annotated[
     str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
@@ -29,11 +38,11 @@ class WatchlistRule(Contract):
     """One rule: `any` phrases or a Boolean `query`, with optional exclusions and filters."""
 
     id: Slug
-    name: str = Field(min_length=1, max_length=200)
+    name: CleanText = Field(min_length=1, max_length=200)
     severity: Severity = Severity.MEDIUM
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     any: list[Phrase] | None = Field(default=None, min_length=1, max_length=MAX_PHRASES)
-    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS)
+    query: CleanText | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS)
     none: list[Phrase] = Field(default_factory=list, max_length=MAX_PHRASES)
     stem: bool = False
     fields: list[FieldName] = Field(default=["title", "body"], min_length=1, max_length=2)
