@@ -227,3 +227,19 @@ async def _any_port_open(bootstrap: str, timeout_s: float) -> bool:
         await writer.wait_closed()
         return True
     return False
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of `topic`, sorted; empty when the topic does not exist.
+
+    Asked of the admin API: a consumer's metadata only covers topics it already follows.
+    """
+    admin = _admin(bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0:
+        return []
+    return sorted(p["partition"] for p in described["partitions"])

@@ -61,3 +61,51 @@ class LocalKafkaSettings(BaseSettings):
     kafka_controller_port: int = Field(
         default=9093, ge=1, le=65535, description="KRaft controller port."
     )
+
+
+class WebhookPolicySettings(BaseSettings):
+    """Which webhook URLs may be registered and called (SSRF protection, issue 6)."""
+
+    model_config = _ENV
+
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow http:// webhook URLs (local use only)."
+    )
+    webhook_allow: list[str] = Field(
+        default_factory=list,
+        description="Networks or host names webhooks may reach despite SSRF rules (JSON list), "
+        'e.g. ["127.0.0.0/8"] for local tests.',
+    )
+
+
+class IngestSettings(KafkaSettings, WebhookPolicySettings):
+    """The ingest service: HTTP API, limits, API keys, feeds."""
+
+    model_config = _ENV
+
+    ingest_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds.")
+    ingest_port: int = Field(default=8080, ge=0, le=65535, description="HTTP API port.")
+    api_keys: str = Field(
+        default="",
+        description="API keys as `tenant:sha256hex` pairs, comma-separated "
+        "(`newsalert keys new` prints one).",
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="A file of `tenant:sha256hex` lines, read at start."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="Most articles in one NDJSON batch."
+    )
+    dedupe_window_h: float = Field(
+        default=72, gt=0, description="How long an article id is remembered as a duplicate."
+    )
+    secret_overlap_h: float = Field(
+        default=24, gt=0, description="How long an old webhook secret still signs after rotation."
+    )
+    feeds: list[str] = Field(
+        default_factory=list, description="RSS/Atom feed URLs to poll (JSON list)."
+    )
+    feed_interval_s: float = Field(default=300, gt=0, description="Seconds between feed polls.")

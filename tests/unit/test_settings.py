@@ -8,10 +8,20 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from services.common.settings import KafkaSettings, LocalKafkaSettings
+from services.common.settings import (
+    IngestSettings,
+    KafkaSettings,
+    LocalKafkaSettings,
+    WebhookPolicySettings,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SETTINGS: list[type[BaseSettings]] = [KafkaSettings, LocalKafkaSettings]
+SETTINGS: list[type[BaseSettings]] = [
+    KafkaSettings,
+    LocalKafkaSettings,
+    WebhookPolicySettings,
+    IngestSettings,
+]
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.__name__)

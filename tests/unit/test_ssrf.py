@@ -12,7 +12,7 @@ import ipaddress
 
 import pytest
 
-from services.notifier.ssrf import (
+from services.common.ssrf import (
     ParsedTarget,
     Reason,
     UrlPolicy,
