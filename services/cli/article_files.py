@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.article import Article, ArticleIn
-from schemas.identity import article_id, source_domain
+from services.ingest.identity import complete_article
 
 TEXT_SUFFIXES = (".txt", ".text")
 ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, ".json", ".jsonl", ".ndjson")
@@ -31,34 +31,24 @@ class BadRecord:
     reason: str
 
 
-def article_from_input(item: ArticleIn, received_at: datetime) -> Article:
-    """Complete a client's article: derived id and source domain, receipt time."""
-    return Article(
-        article_id=article_id(item.id, item.url, item.title, item.body),
-        url=item.url,
-        source=item.source or (source_domain(item.url) if item.url else None),
-        title=item.title,
-        body=item.body,
-        language=item.language,
-        published_at=item.published_at,
-        received_at=received_at,
-    )
-
-
 def _from_mapping(raw: Any, now: datetime) -> Article:
     if isinstance(raw, dict) and "article_id" in raw:
         return Article.model_validate(raw)
-    return article_from_input(ArticleIn.model_validate(raw), now)
+    return complete_article(ArticleIn.model_validate(raw), now)
 
 
 def _text_article(path: Path, now: datetime) -> Article:
     text = path.read_text("utf-8")
     title, _, body = text.partition("\n")
-    return article_from_input(ArticleIn(title=title.strip(), body=body), now)
+    return complete_article(ArticleIn(title=title.strip(), body=body), now)
 
 
 def read_articles(path: str) -> Iterator[Article | BadRecord]:
-    """Every article in `path` (`-` is standard input, read as JSONL), in order."""
+    """Every article in `path` (`-` is standard input, read as JSONL), in order.
+
+    A record that cannot be read is yielded as a `BadRecord`; a path that cannot be opened
+    raises `OSError`.
+    """
     now = datetime.now(UTC)
     if path == "-":
         yield from _read_jsonl(sys.stdin.read(), "<stdin>", now)
@@ -76,7 +66,11 @@ def read_articles(path: str) -> Iterator[Article | BadRecord]:
         except (UnicodeDecodeError, ValidationError) as exc:
             yield BadRecord(str(target), str(exc))
         return
-    text = target.read_text("utf-8")
+    try:
+        text = target.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        yield BadRecord(str(target), f"not UTF-8 text: {exc}")
+        return
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
