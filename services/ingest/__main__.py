@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 from services.common.settings import IngestSettings
 from services.ingest.service import IngestService
 
 
 async def _main() -> None:
-    service = IngestService(IngestSettings())
+    try:
+        service = IngestService(IngestSettings())
+    except (ValueError, OSError) as exc:  # bad keys, feed URLs or settings: say which, exit
+        sys.exit(f"newsalert ingest: {exc}")
     state = await service.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

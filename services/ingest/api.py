@@ -10,7 +10,7 @@ import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -36,6 +36,7 @@ from schemas.subscription import SECRET_PREFIX, SigningSecret, Subscription, Sub
 from schemas.watchlist import RuleRecord, Watchlist, WatchlistRule
 from services.common.compacted import CompactedView
 from services.common.metrics import exposition
+from services.common.ssrf import UrlPolicy, UrlRefused, check_url
 from services.ingest.auth import ApiKeys
 from services.ingest.bodies import (
     JSON,
@@ -48,7 +49,7 @@ from services.ingest.bodies import (
     require_media_type,
     validate_model,
 )
-from services.ingest.identity import complete_article
+from services.ingest.intake import ArticleIntake
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher, record_key
 from services.ingest.text_article import article_in_from_text
@@ -56,14 +57,17 @@ from services.ingest.views import RecentArticleIds
 from services.matcher.engine.compile import rule_ast
 from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.loading import parse_watchlist
-from services.common.ssrf import UrlPolicy, UrlRefused, check_url
 
 SECRET_BYTES = 32
 
 
 @dataclass
 class IngestState:
-    """Everything the routes need, wired by `services.ingest.__main__` or a test."""
+    """Everything the routes need, wired by `services.ingest.__main__` or a test.
+
+    `intake` is derived from `publisher`, `recent`, `metrics` and `now`; the feed poller
+    shares it, so API and feed articles are deduplicated and counted in one place.
+    """
 
     keys: ApiKeys
     publisher: Publisher
@@ -78,6 +82,10 @@ class IngestState:
     secret_overlap: timedelta
     kafka_ready: Callable[[], Awaitable[bool]]
     now: Callable[[], datetime]
+    intake: ArticleIntake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = ArticleIntake(self.publisher, self.recent, self.metrics.articles, self.now)
 
 
 _SLUG = TypeAdapter(Slug)
@@ -170,22 +178,9 @@ def create_app(state: IngestState) -> FastAPI:
 
     # -- articles ---------------------------------------------------------------------------
 
-    async def accept(item: ArticleIn, line: int | None = None) -> ArticleReceipt:
-        article = complete_article(item, state.now())
-        if article.article_id in state.recent:
-            state.metrics.articles.labels("duplicate", "").inc()
-            return ArticleReceipt(
-                line=line, article_id=article.article_id, status=ArticleStatus.DUPLICATE
-            )
-        await state.publisher.publish_article(article)
-        state.recent.add(article.article_id)
-        state.metrics.articles.labels("accepted", "").inc()
-        return ArticleReceipt(
-            line=line, article_id=article.article_id, status=ArticleStatus.ACCEPTED
-        )
-
-    def refused(reason: str) -> None:
-        state.metrics.articles.labels("refused", reason).inc()
+    # One intake for the routes and the feed poller: dedupe, publish, count (intake.py).
+    accept = state.intake.accept
+    refused = state.intake.refused
 
     @app.post(
         "/v1/articles",

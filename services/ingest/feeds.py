@@ -128,9 +128,14 @@ def _article(entry: _Entry) -> ArticleIn | str:
         return "it has neither a title nor any text"
     try:
         return ArticleIn(
-            # Feed ids that do not fit (mostly URLs) are left to the url, which the caller
-            # turns into a stable id via the canonical URL.
-            id=entry.guid if entry.guid and _ARTICLE_ID.fullmatch(entry.guid) else None,
+            # The link decides the id (via the canonical URL), so the same story reached
+            # through two feeds, or through a feed and the API, is one article. A guid is
+            # only unique within its feed ("1", "2", ...), so it stands in only without a link.
+            id=(
+                entry.guid
+                if not entry.link and entry.guid and _ARTICLE_ID.fullmatch(entry.guid)
+                else None
+            ),
             url=entry.link,
             source=source_domain(entry.link) if entry.link else None,
             title=entry.title,

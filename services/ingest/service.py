@@ -1,4 +1,4 @@
-"""The ingest service's lifecycle: Kafka clients and views up, the app served, all stopped."""
+"""The ingest service's lifecycle: Kafka clients, views and feed poller up, the app served."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from services.common.compacted import CompactedView
 from services.common.kafka import ensure_topics, make_producer, wait_until_ready
 from services.common.metrics import new_registry
 from services.common.settings import IngestSettings
+from services.common.ssrf import UrlPolicy
 from services.common.topics import build_topics
 from services.ingest.api import IngestState, create_app
 from services.ingest.auth import ApiKeys
 from services.ingest.metrics import IngestMetrics
+from services.ingest.poller import FeedPoller, check_feed_urls
 from services.ingest.publisher import Publisher
 from services.ingest.views import RecentArticleIds
-from services.common.ssrf import UrlPolicy
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,11 @@ def _now() -> datetime:
 
 
 class IngestService:
-    """Starts the producer and the views, serves the API, and stops everything in order."""
+    """Starts the producer, the views and the feed poller, serves the API, stops it all in order.
+
+    Raises (at construction): `FeedConfigError` for a feed URL that is not http(s), so bad
+    configuration fails before any connection is made.
+    """
 
     def __init__(self, settings: IngestSettings) -> None:
         self.settings = settings
@@ -43,6 +48,8 @@ class IngestService:
         if settings.api_keys_file is not None:
             sources.append(settings.api_keys_file.read_text("utf-8"))
         self.keys = ApiKeys.parse(*sources)
+        check_feed_urls(settings.feeds)
+        self.poller: FeedPoller | None = None
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self._producer: Any = None
@@ -75,7 +82,7 @@ class IngestService:
                 return False
             return True
 
-        return IngestState(
+        state = IngestState(
             keys=self.keys,
             publisher=Publisher(self._producer, self.topics, metrics.produce_seconds),
             rules=rules,
@@ -90,6 +97,11 @@ class IngestService:
             kafka_ready=kafka_ready,
             now=_now,
         )
+        if s.feeds:
+            # After the views: the first round must already see the recent article ids.
+            self.poller = FeedPoller(s.feeds, state.intake, metrics, s.feed_interval_s)
+            await self.poller.start()
+        return state
 
     async def serve(self, state: IngestState, port: int | None = None) -> int:
         """Serve the API in the background; return the bound port (0 picks a free one)."""
@@ -111,7 +123,10 @@ class IngestService:
         return bound
 
     async def stop(self) -> None:
-        """Finish in-flight requests, then close the views and the producer."""
+        """Stop polling, finish in-flight requests, then close the views and the producer."""
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller = None
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):

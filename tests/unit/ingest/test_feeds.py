@@ -71,13 +71,17 @@ def test_rss2_plain_text_description_kept_as_written() -> None:
     assert third.body == "First paragraph.\n\nSecond paragraph."
 
 
-def test_rss2_ids_from_guid_only_when_they_fit() -> None:
+def test_rss2_ids_come_from_links_not_from_guids() -> None:
     items = parse_feed(fixture("rss2.xml")).items
 
-    assert items[0].id == "example-wire:2023:li-shangfu"
-    # URL guids do not fit the id pattern: the url decides the id downstream.
-    assert items[1].id is None
-    assert items[2].id is None
+    # A guid is unique only within its feed: with a link, the url decides the id downstream.
+    assert [item.id for item in items] == [None, None, None]
+
+
+def test_a_guid_is_the_id_only_of_an_item_without_a_link() -> None:
+    result = parse_feed(rss('<item><title>A</title><guid isPermaLink="false">wire:7</guid></item>'))
+
+    assert result.items[0].id == "wire:7"
 
 
 def test_rss2_permalink_guid_stands_in_for_missing_link() -> None:
@@ -262,7 +266,7 @@ def test_atom_entries() -> None:
     assert first.url == "https://news.example.de/politik/li-moskau"
     assert first.source == "news.example.de"
     assert first.body == "Erster Absatz über Größe.\n\nZweiter Absatz."
-    assert first.id == "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"
+    assert first.id is None  # it has a link: the url decides the id
     assert first.language == "de"
     # published wins over updated
     assert first.published_at == datetime(2023, 4, 15, 7, 30, tzinfo=UTC)
