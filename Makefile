@@ -48,6 +48,7 @@ test: $(STAMP) system-deps lint typecheck ## everything CI runs: lint, types, un
 
 bench: $(STAMP) ## benchmarks; numbers go to tests/bench/results/
 	$(PY) -m tests.bench.engine
+	$(PY) -m tests.bench.stories
 
 demo: $(STAMP) ## (coming in issue 8) for now: the offline dry run of the seed watchlist
 	@echo "The full demo (Kafka, the three services, a webhook receiver) is coming: issue 8."

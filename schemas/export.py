@@ -23,6 +23,7 @@ from schemas.api import (
 )
 from schemas.article import Article, ArticleIn, RejectedRecord
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
+from schemas.story import StoryRecord
 from schemas.subscription import Subscription, SubscriptionIn
 from schemas.watchlist import RuleRecord, Watchlist, WatchlistRule
 
@@ -40,6 +41,7 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     DeliveryAttempt,
     DeliveryTask,
     DeadLetter,
+    StoryRecord,
     ArticleReceipt,
     BatchReceipt,
     SubscriptionView,
