@@ -16,6 +16,16 @@ from typing import Any
 from services.common.kafka import make_consumer, topic_partitions
 
 
+async def seek_to_time(consumer: Any, partitions: list[Any], since_epoch_s: float) -> None:
+    """Position each partition at its first record at or after `since_epoch_s` (else its end)."""
+    since_ms = int(since_epoch_s * 1000)
+    starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+    end = await consumer.end_offsets(partitions)
+    for partition in partitions:
+        found = starts.get(partition)
+        consumer.seek(partition, found.offset if found is not None else end[partition])
+
+
 class TopicFollower(ABC):
     """Reads one topic, every partition, without a consumer group."""
 

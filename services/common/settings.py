@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = SettingsConfigDict(env_prefix="NEWSALERT_", extra="ignore")
@@ -109,3 +109,38 @@ class IngestSettings(KafkaSettings, WebhookPolicySettings):
         default_factory=list, description="RSS/Atom feed URLs to poll (JSON list)."
     )
     feed_interval_s: float = Field(default=300, gt=0, description="Seconds between feed polls.")
+
+
+class MatcherSettings(KafkaSettings):
+    """The matcher worker: its consumer group, its web port, story grouping."""
+
+    model_config = _ENV
+
+    matcher_group: str = Field(
+        default="newsalert-matcher",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Consumer group (faust app id) shared by every matcher worker.",
+    )
+    matcher_host: str = Field(default="127.0.0.1", description="Address /metrics etc. bind.")
+    matcher_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics."
+    )
+    story_window_h: float = Field(
+        default=72, gt=0, description="How long a story stays open to new copies."
+    )
+
+
+class ClientSettings(BaseSettings):
+    """The `newsalert` command as a client of the ingest API (`--api-url`, `--api-key`)."""
+
+    model_config = _ENV
+
+    api_url: str = Field(
+        default="http://127.0.0.1:8080",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Base URL of the ingest HTTP API the command talks to.",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The API key the command sends as `Authorization: Bearer`; never printed.",
+    )

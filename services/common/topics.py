@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from schemas.alert import Alert
 from schemas.article import Article, RejectedRecord
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
+from schemas.story import StoryRecord
 from schemas.subscription import Subscription
 from schemas.watchlist import RuleRecord
 
@@ -51,6 +52,7 @@ class Topics:
     articles_dlq: TopicSpec
     alerts: TopicSpec
     rules: TopicSpec
+    stories: TopicSpec
     subscriptions: TopicSpec
     deliveries: TopicSpec
     retries: tuple[TopicSpec, ...]
@@ -63,6 +65,7 @@ class Topics:
             self.articles_dlq,
             self.alerts,
             self.rules,
+            self.stories,
             self.subscriptions,
             self.deliveries,
             *self.retries,
@@ -121,6 +124,16 @@ def build_topics(prefix: str, partitions: int, retry_steps: int) -> Topics:
             "compact",
             extra_config=compacted,
             description="Watchlist rules; a tombstone (null value) deletes a rule.",
+        ),
+        stories=TopicSpec(
+            name("stories.v1"),
+            StoryRecord,
+            "article_id",
+            1,
+            "compact",
+            extra_config=compacted,
+            description="The matcher's story index, one record per article in the window; "
+            "every worker follows all of it. Evicted articles get tombstones.",
         ),
         subscriptions=TopicSpec(
             name("subscriptions.v1"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.common.follower import TopicFollower
+from services.common.follower import TopicFollower, seek_to_time
 
 
 class RecentArticleIds(TopicFollower):
@@ -38,12 +38,7 @@ class RecentArticleIds(TopicFollower):
             del self._seen[key]
 
     async def _seek_start(self, consumer: Any, partitions: list[Any]) -> None:
-        since_ms = int((time.time() - self._window_s) * 1000)
-        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
-        end = await consumer.end_offsets(partitions)
-        for partition in partitions:
-            found = starts.get(partition)
-            consumer.seek(partition, found.offset if found is not None else end[partition])
+        await seek_to_time(consumer, partitions, time.time() - self._window_s)
 
     def _absorb(self, record: Any) -> None:
         if record.key:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,8 @@ from services.common.broker import BrokerError, LocalBroker
 from services.common.kafka import ensure_topics
 from services.common.settings import LocalKafkaSettings
 from services.common.topics import Topics, build_topics
+from tests.support.ingest import RETRY_SCHEDULE_S
+from tests.support.processes import ServiceProcess, free_port
 
 _HERE = Path(__file__).resolve().parent
 
@@ -68,3 +70,42 @@ async def topics(kafka_bootstrap: str, topic_prefix: str) -> Topics:
     spec = build_topics(topic_prefix, partitions=3, retry_steps=3)
     await ensure_topics(kafka_bootstrap, spec.all())
     return spec
+
+
+MatcherFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def start_matcher(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, tmp_path: Path
+) -> Iterator[MatcherFactory]:
+    """Start matcher workers (separate processes) of one consumer group, this test's own.
+
+    Keyword arguments become extra environment variables. Every worker is stopped at the end.
+    """
+    group = f"matcher-{uuid.uuid4().hex[:8]}"
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> ServiceProcess:
+        port = free_port()
+        worker = ServiceProcess(
+            "services.matcher",
+            {
+                "NEWSALERT_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "NEWSALERT_TOPIC_PREFIX": topic_prefix,
+                "NEWSALERT_PARTITIONS": "3",
+                "NEWSALERT_RETRY_SCHEDULE_S": str(RETRY_SCHEDULE_S),
+                "NEWSALERT_MATCHER_GROUP": group,
+                "NEWSALERT_MATCHER_PORT": str(port),
+                **env,
+            },
+            port,
+            tmp_path / f"matcher-{len(started)}.log",
+        )
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,43 @@
+"""`python -m services.matcher`: one matcher worker, until SIGTERM or Ctrl-C.
+
+Start as many as there are cores to spare: workers of one `NEWSALERT_MATCHER_GROUP` split
+the article partitions between them, and each holds every rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+
+from services.common.kafka import ensure_topics, wait_until_ready
+from services.common.settings import MatcherSettings
+from services.matcher.worker import MatcherWorker
+
+
+async def _prepare(settings: MatcherSettings, worker: MatcherWorker) -> None:
+    await wait_until_ready(settings.bootstrap_servers, 60)
+    await ensure_topics(
+        settings.bootstrap_servers, worker.topics.all(), settings.replication_factor
+    )
+
+
+def main() -> None:
+    """Create the topics if needed, then run the faust worker (it handles SIGTERM)."""
+    try:
+        settings = MatcherSettings()
+    except ValueError as exc:
+        sys.exit(f"newsalert matcher: {exc}")
+    worker = MatcherWorker(settings)
+    asyncio.run(_prepare(settings, worker))
+    # A fresh loop for faust: asyncio.run closed the one above.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    faust.Worker(
+        worker.app, loglevel=logging.getLevelName(logging.WARNING), quiet=True
+    ).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Matcher workers of one consumer group: they split the work, and survive kill -9."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.alert import Alert
+from schemas.article import Article
+from schemas.watchlist import RuleRecord, WatchlistRule
+from services.common.kafka import encode
+from services.common.topics import Topics
+from services.ingest.publisher import record_key
+from services.matcher.alerts import match_record
+from services.matcher.engine.matcher import Matcher
+from tests.integration.conftest import MatcherFactory
+from tests.support.kafka_io import TopicReader, produce
+from tests.support.processes import ServiceProcess, metric
+
+TENANT = "acme"
+WORDS = (
+    "minister",
+    "defence",
+    "china",
+    "russia",
+    "moscow",
+    "beijing",
+    "drills",
+    "navy",
+    "army",
+    "summit",
+    "talks",
+    "trade",
+    "sanctions",
+    "ukraine",
+    "war",
+    "border",
+    "treaty",
+    "parliament",
+    "election",
+    "vote",
+    "budget",
+    "energy",
+    "gas",
+    "oil",
+    "pipeline",
+    "market",
+    "shares",
+    "bank",
+    "rates",
+    "inflation",
+    "court",
+    "ruling",
+    "police",
+    "strike",
+    "union",
+    "football",
+    "league",
+    "cup",
+    "final",
+)
+
+
+def _workload(
+    articles: int, rules: int, seed: int = 7
+) -> tuple[list[WatchlistRule], list[Article]]:
+    """Rules of two-word phrases and articles of random words: some match, most do not."""
+    rng = random.Random(seed)
+    watch = [
+        WatchlistRule(
+            id=f"r{n}", name=f"Rule {n}", any=[f"{rng.choice(WORDS)} {rng.choice(WORDS)}"]
+        )
+        for n in range(rules)
+    ]
+    now = datetime.now(UTC)
+    stream = [
+        Article(
+            article_id=f"a{n:05d}",
+            title=" ".join(rng.choices(WORDS, k=6)),
+            body=" ".join(rng.choices(WORDS, k=60)),
+            received_at=now,
+        )
+        for n in range(articles)
+    ]
+    return watch, stream
+
+
+def _expected(rules: list[WatchlistRule], articles: list[Article]) -> set[str]:
+    matcher, errors = Matcher.build((TENANT, r) for r in rules)
+    assert not errors
+    return {
+        match_record(m, a.article_id).alert_id for a in articles for m in matcher.match(a).matches
+    }
+
+
+async def _load(bootstrap: str, topics: Topics, rules: list[WatchlistRule]) -> None:
+    now = datetime.now(UTC)
+    await produce(
+        bootstrap,
+        topics.rules.name,
+        [
+            (
+                record_key(TENANT, r.id).encode(),
+                encode(RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)),
+            )
+            for r in rules
+        ],
+    )
+
+
+async def _stream(bootstrap: str, topics: Topics, articles: list[Article]) -> None:
+    await produce(
+        bootstrap,
+        topics.articles.name,
+        [(a.article_id.encode(), encode(a)) for a in articles],
+    )
+
+
+async def test_two_workers_split_the_partitions_and_produce_what_one_would(
+    kafka_bootstrap: str, topics: Topics, start_matcher: MatcherFactory
+) -> None:
+    rules, articles = _workload(articles=600, rules=40)
+    expected = _expected(rules, articles)
+    assert len(expected) > 100
+    await _load(kafka_bootstrap, topics, rules)
+    first, second = start_matcher(), start_matcher()
+    await first.wait_ready()
+    await second.wait_ready()
+    await _stream(kafka_bootstrap, topics, articles)
+
+    async with TopicReader(kafka_bootstrap, topics.alerts.name) as reader:
+        records = await reader.until(
+            lambda rs: {a.alert_id for a in _alerts(rs)} >= expected, timeout_s=120
+        )
+    alerts = _alerts(records)
+    assert {a.alert_id for a in alerts} == expected
+    by_worker = [await _consumed(w) for w in (first, second)]
+    assert all(n > 0 for n in by_worker), f"articles per worker: {by_worker}"
+    assert sum(by_worker) >= len(articles)
+
+
+async def test_a_worker_killed_mid_stream_loses_no_alert(
+    kafka_bootstrap: str, topics: Topics, start_matcher: MatcherFactory
+) -> None:
+    rules, articles = _workload(articles=3000, rules=40, seed=11)
+    expected = _expected(rules, articles)
+    await _load(kafka_bootstrap, topics, rules)
+    victim, survivor = start_matcher(), start_matcher()
+    await victim.wait_ready()
+    await survivor.wait_ready()
+    await _stream(kafka_bootstrap, topics, articles)
+
+    async with TopicReader(kafka_bootstrap, topics.alerts.name) as reader:
+        await reader.until(lambda rs: len(rs) >= len(expected) // 3, timeout_s=120)
+        victim.kill()
+        records = await reader.until(
+            lambda rs: {a.alert_id for a in _alerts(rs)} >= expected, timeout_s=180
+        )
+    ids = [a.alert_id for a in _alerts(records)]
+    assert set(ids) == expected, f"lost: {len(expected - set(ids))}"
+    print(
+        f"\nkill -9 at a third of the stream: {len(expected)} alert ids, none lost, "
+        f"{len(ids) - len(set(ids))} duplicates"
+    )
+
+
+async def _consumed(worker: ServiceProcess) -> float:
+    return await metric(worker, "newsalert_matcher_articles_total")
+
+
+def _alerts(records: list[Any]) -> list[Alert]:
+    return [Alert.model_validate_json(r.value) for r in records]

@@ -1,0 +1,111 @@
+"""The worker's logic without a broker: records in, alerts and story records out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from schemas.article import Article
+from schemas.watchlist import RuleRecord, WatchlistRule
+from services.matcher.alerts import match_record
+from services.matcher.engine.loading import parse_watchlist
+from services.matcher.engine.matcher import Matcher
+from services.matcher.processing import ArticleProcessor
+from services.matcher.ruleset import LiveRuleset, parse_rule_key
+from services.matcher.stories import StoryIndex
+
+SEEDS = Path(__file__).resolve().parents[3] / "seeds"
+NOW = datetime(2023, 4, 15, 12, tzinfo=UTC)
+
+
+def _seed_matcher() -> Matcher:
+    loaded = parse_watchlist((SEEDS / "watchlist.yaml").read_text("utf-8"))
+    matcher, errors = Matcher.build((loaded.tenant, r) for r in loaded.rules)
+    assert not errors
+    return matcher
+
+
+def _seed_articles() -> list[Article]:
+    articles = []
+    for n, path in enumerate(sorted(SEEDS.glob("*.txt"))):
+        title, _, body = path.read_text("utf-8").partition("\n")
+        articles.append(
+            Article(
+                article_id=f"seed-{n}",
+                source=f"outlet{n}.example",
+                title=title.strip(),
+                body=body,
+                received_at=NOW + timedelta(minutes=n),
+            )
+        )
+    return articles
+
+
+def test_a_record_that_is_not_an_article_is_refused_with_the_reason() -> None:
+    processor = ArticleProcessor(StoryIndex())
+    matcher = _seed_matcher()
+    assert "not a valid Article" in (processor.process(b"\xff{", matcher, NOW).reason or "")
+    missing = processor.process(b'{"article_id": "a"}', matcher, NOW).reason or ""
+    assert "received_at" in missing
+    assert processor.process(None, matcher, NOW).reason == "the record has no value"
+
+
+def test_alerts_carry_the_ids_the_offline_matcher_computes() -> None:
+    processor = ArticleProcessor(StoryIndex())
+    matcher = _seed_matcher()
+    article = _seed_articles()[0]
+    outcome = processor.process(article.model_dump_json().encode(), matcher, NOW)
+    offline = {match_record(m, article.article_id).alert_id for m in matcher.match(article).matches}
+    assert outcome.reason is None
+    assert {a.alert_id for a in outcome.alerts} == offline
+    assert offline
+
+
+def test_the_two_seed_articles_are_one_story_and_only_the_first_is_first() -> None:
+    processor = ArticleProcessor(StoryIndex())
+    matcher = _seed_matcher()
+    first, second = (
+        processor.process(a.model_dump_json().encode(), matcher, NOW) for a in _seed_articles()
+    )
+    assert first.story is not None
+    assert second.story is not None
+    assert first.story.story_id == second.story.story_id
+    assert all(a.first_of_story for a in first.alerts)
+    shared = {a.rule_id for a in first.alerts} & {a.rule_id for a in second.alerts}
+    assert shared
+    assert not any(a.first_of_story for a in second.alerts if a.rule_id in shared)
+    assert second.alerts[0].story_sources == ["outlet0.example", "outlet1.example"]
+
+
+def test_a_redelivered_article_gets_the_same_alerts() -> None:
+    processor = ArticleProcessor(StoryIndex())
+    matcher = _seed_matcher()
+    raw = _seed_articles()[0].model_dump_json().encode()
+    once, again = processor.process(raw, matcher, NOW), processor.process(raw, matcher, NOW)
+    assert [(a.alert_id, a.first_of_story, a.story_id) for a in once.alerts] == [
+        (a.alert_id, a.first_of_story, a.story_id) for a in again.alerts
+    ]
+
+
+def _record(rule_id: str, any_: list[str]) -> RuleRecord:
+    rule = WatchlistRule(id=rule_id, name=rule_id, any=any_)
+    return RuleRecord(tenant="t", rule=rule, version=rule.version(), updated_at=NOW)
+
+
+def test_staged_rule_changes_take_effect_at_the_next_compile_and_the_last_one_wins() -> None:
+    rules = LiveRuleset()
+    rules.stage(("t", "a"), _record("a", ["alpha"]))
+    rules.stage(("t", "b"), _record("b", ["beta"]))
+    rules.stage(("t", "b"), None)
+    assert len(rules.matcher) == 0
+    assert rules.pending == 2
+    compiled = rules.compile_pending()
+    assert (compiled.upserts, compiled.deletes, compiled.errors) == (1, 1, [])
+    assert [r.rule_id for r in rules.matcher.rules()] == ["a"]
+    assert rules.pending == 0
+
+
+def test_a_rule_key_names_a_tenant_and_a_rule() -> None:
+    assert parse_rule_key("acme/li-shangfu") == ("acme", "li-shangfu")
+    assert parse_rule_key("no-slash") is None
+    assert parse_rule_key("/rule") is None
