@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from services.cli import kafka, match
+from services.cli import ingest, kafka, keys, match, rules, subscriptions
 
 # Each module contributes `register(subparsers)`; the handler it sets returns an exit code.
-_GROUPS = (kafka, match)
+_GROUPS = (kafka, match, ingest, rules, subscriptions, keys)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from services.common.settings import (
+    ClientSettings,
     IngestSettings,
     KafkaSettings,
     LocalKafkaSettings,
@@ -21,6 +22,7 @@ SETTINGS: list[type[BaseSettings]] = [
     LocalKafkaSettings,
     WebhookPolicySettings,
     IngestSettings,
+    ClientSettings,
 ]
 
 
