@@ -23,6 +23,8 @@ from schemas.api import (
 )
 from schemas.article import Article, ArticleIn, RejectedRecord
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
+from schemas.health import EndpointStatus
+from schemas.replay import ReplayAccepted, ReplayIn, ReplayRequest
 from schemas.story import StoryRecord
 from schemas.subscription import Subscription, SubscriptionIn
 from schemas.watchlist import RuleRecord, Watchlist, WatchlistRule
@@ -41,7 +43,11 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     DeliveryAttempt,
     DeliveryTask,
     DeadLetter,
+    EndpointStatus,
     StoryRecord,
+    ReplayIn,
+    ReplayRequest,
+    ReplayAccepted,
     ArticleReceipt,
     BatchReceipt,
     SubscriptionView,

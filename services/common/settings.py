@@ -144,3 +144,42 @@ class ClientSettings(BaseSettings):
         default=SecretStr(""),
         description="The API key the command sends as `Authorization: Bearer`; never printed.",
     )
+
+
+class NotifierSettings(KafkaSettings, WebhookPolicySettings):
+    """The notifier: webhook delivery limits, endpoint health, its web port."""
+
+    model_config = _ENV
+
+    notifier_group: str = Field(
+        default="newsalert-notifier",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Consumer group shared by every notifier instance.",
+    )
+    notifier_host: str = Field(default="127.0.0.1", description="Address /metrics etc. bind.")
+    notifier_port: int = Field(
+        default=8082, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics."
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=60, description="Time limit of one webhook request."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=64 * 1024, ge=0, description="Most of a webhook response body read."
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Requests in flight to one subscription at a time."
+    )
+    webhook_backlog: int = Field(
+        default=200,
+        ge=1,
+        description="Deliveries waiting for one subscription before more are deferred to "
+        "the first retry queue, so a slow endpoint cannot hold up the others.",
+    )
+    retry_jitter: float = Field(
+        default=0.1, ge=0, le=1, description="Retry delays vary by up to this fraction."
+    )
+    disable_after_h: float = Field(
+        default=120,
+        gt=0,
+        description="A subscription whose every attempt failed for this long is disabled.",
+    )

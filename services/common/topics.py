@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from schemas.alert import Alert
 from schemas.article import Article, RejectedRecord
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
+from schemas.health import EndpointStatus
+from schemas.replay import ReplayRequest
 from schemas.story import StoryRecord
 from schemas.subscription import Subscription
 from schemas.watchlist import RuleRecord
@@ -54,6 +56,8 @@ class Topics:
     rules: TopicSpec
     stories: TopicSpec
     subscriptions: TopicSpec
+    endpoint_status: TopicSpec
+    replays: TopicSpec
     deliveries: TopicSpec
     retries: tuple[TopicSpec, ...]
     deliveries_dlq: TopicSpec
@@ -67,6 +71,8 @@ class Topics:
             self.rules,
             self.stories,
             self.subscriptions,
+            self.endpoint_status,
+            self.replays,
             self.deliveries,
             *self.retries,
             self.deliveries_dlq,
@@ -143,6 +149,23 @@ def build_topics(prefix: str, partitions: int, retry_steps: int) -> Topics:
             "compact",
             extra_config=compacted,
             description="Webhook subscriptions; a tombstone deletes one.",
+        ),
+        endpoint_status=TopicSpec(
+            name("endpoint-status.v1"),
+            EndpointStatus,
+            "tenant/subscription_id",
+            1,
+            "compact",
+            extra_config=compacted,
+            description="How each subscription's deliveries go, written by the notifier.",
+        ),
+        replays=TopicSpec(
+            name("replays.v1"),
+            ReplayRequest,
+            "tenant/subscription_id",
+            1,
+            retention_ms=_WEEK_MS,
+            description="Replays asked for through the API, for the notifier to carry out.",
         ),
         deliveries=TopicSpec(
             name("deliveries.v1"),

@@ -13,6 +13,8 @@ from services.common.settings import (
     IngestSettings,
     KafkaSettings,
     LocalKafkaSettings,
+    MatcherSettings,
+    NotifierSettings,
     WebhookPolicySettings,
 )
 
@@ -23,6 +25,8 @@ SETTINGS: list[type[BaseSettings]] = [
     WebhookPolicySettings,
     IngestSettings,
     ClientSettings,
+    MatcherSettings,
+    NotifierSettings,
 ]
 
 

@@ -1,0 +1,75 @@
+"""The notifier's metrics: `newsalert_notifier_*`, no per-subscription or per-tenant labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.metrics import LATENCY_BUCKETS
+
+
+@dataclass(frozen=True)
+class NotifierMetrics:
+    """Deliveries and attempts by outcome, latencies, retries, dead letters, disabled hooks."""
+
+    deliveries: Counter
+    attempts: Counter
+    delivery_seconds: Histogram
+    end_to_end_seconds: Histogram
+    retries_queued: Gauge
+    dead_letters: Counter
+    subscriptions_disabled: Gauge
+    consumer_lag: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> NotifierMetrics:
+        """Create the metrics on `registry`."""
+        return cls(
+            deliveries=Counter(
+                "newsalert_notifier_deliveries_total",
+                "Deliveries (alert x subscription) settled, by outcome: delivered, retry "
+                "(queued for a later attempt), gone (410: subscription disabled), failed, "
+                "dead_letter.",
+                ["outcome"],
+                registry=registry,
+            ),
+            attempts=Counter(
+                "newsalert_notifier_attempts_total",
+                "HTTP attempts, by outcome: delivered, retry, gone, failed.",
+                ["outcome"],
+                registry=registry,
+            ),
+            delivery_seconds=Histogram(
+                "newsalert_notifier_delivery_seconds",
+                "Duration of one webhook HTTP attempt.",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            end_to_end_seconds=Histogram(
+                "newsalert_notifier_end_to_end_seconds",
+                "From ingest accepting the article to the webhook's 2xx (first attempts).",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            retries_queued=Gauge(
+                "newsalert_notifier_retries_queued",
+                "Deliveries waiting in the retry topics (as last seen by this instance).",
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "newsalert_notifier_dead_letters_total",
+                "Deliveries sent to the dead-letter topic after their last attempt.",
+                registry=registry,
+            ),
+            subscriptions_disabled=Gauge(
+                "newsalert_notifier_subscriptions_disabled",
+                "Subscriptions currently disabled (410 Gone, failing too long, or by hand).",
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "newsalert_notifier_consumer_lag",
+                "Alert records waiting in the partitions this instance owns.",
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,469 @@
+"""The notifier: alerts in, signed webhooks out, with retries and dead letters in Kafka.
+
+An adapter around the pure core (`routing`, `signing`, `policy`, `health`,
+`services.common.offsets`). Each delivery (one alert to one subscription) is settled in
+exactly one of four ways before its record's offset is committed: the endpoint answered
+2xx; it answered 410 and the subscription was disabled; a later attempt was queued on a
+retry topic; or the alert went to the dead-letter topic with every attempt's outcome. A
+crash before the commit means the delivery is attempted again with the same `webhook-id`.
+
+Retry topics are delay queues: one per step of the schedule, each holding tasks whose
+`not_before` grows with their offset (up to the jitter), so a consumer waits for the head of
+its queue and never for anything behind it. Pending retries live there, not in memory, so a
+restart loses none of them.
+
+A slow endpoint cannot hold the others up: each subscription has its own lane with a few
+requests in flight; deliveries that would queue behind a long backlog go to the first retry
+topic instead, and the consumers keep reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from pydantic import ValidationError
+
+from schemas.alert import Alert
+from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeKind
+from schemas.subscription import Subscription
+from services.common.compacted import CompactedView
+from services.common.kafka import encode, ensure_topics, make_consumer, make_producer
+from services.common.metrics import exposition, new_registry
+from services.common.offsets import OffsetTracker
+from services.common.settings import NotifierSettings
+from services.common.ssrf import UrlPolicy
+from services.common.topics import build_topics
+from services.ingest.publisher import record_key
+from services.notifier.http import WebhookClient
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.policy import RetrySchedule, parse_retry_after
+from services.notifier.routing import SubscriptionIndex
+from services.notifier.signing import NoActiveSecretError, webhook_body, webhook_headers
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 2000  # deliveries started and not settled, over every queue
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def queue_for(delay_s: float, delays_s: tuple[float, ...], jitter: float) -> int:
+    """The retry topic (index into the schedule) whose delay fits a wait of `delay_s`.
+
+    A task joins the first queue whose step, less the jitter, is at least its delay; a
+    `Retry-After` longer than the step therefore lands in a later queue and never holds up
+    the tasks of its own.
+    """
+    for index, step in enumerate(delays_s):
+        if step * (1 + jitter) >= delay_s:
+            return index
+    return len(delays_s) - 1
+
+
+@dataclass
+class _Lane:
+    """One subscription's share of the notifier: a few requests at once, a bounded queue."""
+
+    slots: asyncio.Semaphore
+    waiting: int = 0
+
+
+@dataclass
+class _Source:
+    """A consumer and what it has in flight."""
+
+    consumer: Any
+    tracker: OffsetTracker = field(default_factory=OffsetTracker)
+
+
+class Notifier:
+    """Consumes alerts and retry queues, delivers, settles, commits."""
+
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        *,
+        resolver: AbstractResolver | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.settings = settings
+        self.topics = build_topics(
+            settings.topic_prefix, settings.partitions, len(settings.retry_schedule_s)
+        )
+        self.registry = new_registry()
+        self.metrics = NotifierMetrics.register(self.registry)
+        self.schedule = RetrySchedule(settings.retry_schedule_s, settings.retry_jitter)
+        self.subscriptions = SubscriptionIndex()
+        self._view = CompactedView(
+            settings.bootstrap_servers, self.topics.subscriptions.name, Subscription
+        )
+        self._view.subscribe(self._on_subscription)
+        policy = UrlPolicy.from_strings(settings.webhook_allow_http, settings.webhook_allow)
+        self._client = WebhookClient(
+            policy, settings.webhook_timeout_s, settings.webhook_max_response_bytes, resolver
+        )
+        self._clock = clock
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._producer: Any = None
+        self._alerts: _Source | None = None
+        self._queues: list[_Source] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._ready = False
+        self.port: int | None = None
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def _on_subscription(self, key: str, subscription: Subscription | None) -> None:
+        tenant, _, subscription_id = key.partition("/")
+        if subscription is None:
+            self.subscriptions.remove(tenant, subscription_id)
+        else:
+            self.subscriptions.upsert(subscription)
+        self.metrics.subscriptions_disabled.set(sum(not s.enabled for s in self.subscriptions))
+
+    async def _disable(self, subscription: Subscription, reason: str) -> None:
+        now = self._clock()
+        disabled = subscription.model_copy(
+            update={"enabled": False, "disabled_reason": reason, "updated_at": now}
+        )
+        await self._send(
+            self.topics.subscriptions.name,
+            record_key(subscription.tenant, subscription.id),
+            disabled,
+        )
+        self._view.apply(record_key(subscription.tenant, subscription.id), disabled)
+        log.warning(
+            "subscription disabled",
+            extra={"tenant": subscription.tenant, "subscription": subscription.id, "why": reason},
+        )
+
+    # -- delivering ----------------------------------------------------------------------
+
+    def _lane(self, subscription: Subscription) -> _Lane:
+        key = (subscription.tenant, subscription.id)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(asyncio.Semaphore(self.settings.webhook_concurrency))
+        return lane
+
+    async def _send(self, topic: str, key: str, value: Any) -> None:
+        await self._producer.send_and_wait(topic, key=key.encode(), value=encode(value))
+
+    async def _settle(self, task: DeliveryTask) -> None:
+        """Attempt the delivery once (or defer it) and record what comes of it."""
+        alert = task.alert
+        subscription = self.subscriptions.get(alert.tenant, task.subscription_id)
+        if subscription is None:
+            # Deleted since the alert was routed: it wants nothing any more.
+            self.metrics.deliveries.labels("dropped").inc()
+            return
+        if not subscription.enabled:
+            reason = f"subscription disabled: {subscription.disabled_reason}"
+            await self._dead_letter(task, task.attempts, reason)
+            return
+        lane = self._lane(subscription)
+        if lane.waiting >= self.settings.webhook_backlog and task.next_attempt == 1:
+            # Deferred, not attempted: it keeps its attempt number.
+            first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
+            await self._queue(task, task.attempts, first_step)
+            return
+        lane.waiting += 1
+        try:
+            await lane.slots.acquire()
+        finally:
+            lane.waiting -= 1
+        try:
+            await self._attempt(task, subscription)
+        finally:
+            lane.slots.release()
+
+    async def _attempt(self, task: DeliveryTask, subscription: Subscription) -> None:
+        alert = task.alert
+        started = self._clock()
+        body = webhook_body(alert)  # the event time: the same body on every retry
+        try:
+            headers = webhook_headers(subscription.secrets, alert.alert_id, body, started)
+        except NoActiveSecretError as exc:
+            await self._dead_letter(task, task.attempts, str(exc))
+            return
+        response = await self._client.post(subscription.url, body, headers)
+        finished = self._clock()
+        retry_after = parse_retry_after(response.retry_after, finished)
+        decision = self.schedule.decide(
+            task.next_attempt, response.status, response.error, retry_after
+        )
+        attempt = DeliveryAttempt(
+            alert_id=alert.alert_id,
+            tenant=alert.tenant,
+            subscription_id=subscription.id,
+            attempt=task.next_attempt,
+            outcome=decision.outcome,
+            status_code=response.status,
+            error=response.error,
+            duration_ms=response.seconds * 1000,
+            attempted_at=started,
+        )
+        self.metrics.attempts.labels(decision.outcome.value).inc()
+        self.metrics.delivery_seconds.observe(response.seconds)
+        await self._send(
+            self.topics.deliveries.name, record_key(alert.tenant, subscription.id), attempt
+        )
+        attempts = [*task.attempts, attempt]
+        if decision.outcome is OutcomeKind.DELIVERED:
+            self.metrics.deliveries.labels("delivered").inc()
+            if task.next_attempt == 1:
+                self.metrics.end_to_end_seconds.observe(
+                    (finished - alert.article.received_at).total_seconds()
+                )
+        elif decision.outcome is OutcomeKind.GONE:
+            self.metrics.deliveries.labels("gone").inc()
+            await self._disable(subscription, "the endpoint answered 410 Gone")
+        elif decision.outcome is OutcomeKind.RETRY and decision.delay_s is not None:
+            self.metrics.deliveries.labels("retry").inc()
+            await self._queue(task, attempts, decision.delay_s)
+        else:
+            last = response.error or f"HTTP {response.status}"
+            await self._dead_letter(
+                task, attempts, f"no success after {len(attempts)} attempts; last: {last}"
+            )
+
+    async def _queue(
+        self, task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float
+    ) -> None:
+        if not self._queues:  # an empty schedule: one attempt only
+            await self._dead_letter(task, attempts, "no retry queue configured")
+            return
+        done = len(attempts) - len(task.attempts)  # 1 after an attempt, 0 when deferred
+        queued = DeliveryTask(
+            alert=task.alert,
+            subscription_id=task.subscription_id,
+            next_attempt=task.next_attempt + done,
+            not_before=self._clock() + timedelta(seconds=delay_s),
+            attempts=attempts,
+        )
+        index = queue_for(delay_s, self.schedule.delays_s, self.schedule.jitter)
+        await self._send(
+            self.topics.retries[index].name,
+            record_key(task.alert.tenant, task.subscription_id),
+            queued,
+        )
+
+    async def _dead_letter(
+        self, task: DeliveryTask, attempts: list[DeliveryAttempt], reason: str
+    ) -> None:
+        letter = DeadLetter(
+            alert=task.alert,
+            subscription_id=task.subscription_id,
+            reason=reason,
+            attempts=attempts,
+            dead_at=self._clock(),
+        )
+        await self._send(
+            self.topics.deliveries_dlq.name,
+            record_key(task.alert.tenant, task.subscription_id),
+            letter,
+        )
+        self.metrics.dead_letters.inc()
+        self.metrics.deliveries.labels("dead_letter").inc()
+        log.warning(
+            "delivery dead-lettered",
+            extra={"alert_id": task.alert.alert_id, "subscription": task.subscription_id},
+        )
+
+    async def _run(
+        self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
+    ) -> None:
+        try:
+            await self._settle(task)
+        except Exception:
+            # Not settled: the offset stays uncommitted, so after a restart it is tried again.
+            log.exception("delivery could not be settled", extra={"alert_id": task.alert.alert_id})
+            return
+        finally:
+            self._window.release()
+        source.tracker.finish(partition, offset)
+
+    async def _spawn(
+        self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
+    ) -> None:
+        await self._window.acquire()
+        running = asyncio.create_task(self._run(task, source, partition, offset))
+        self._deliveries.add(running)
+        running.add_done_callback(self._deliveries.discard)
+
+    # -- consuming -----------------------------------------------------------------------
+
+    async def _consume_alerts(self, source: _Source) -> None:
+        consumer = source.consumer
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for partition, records in batches.items():
+                for record in records:
+                    await self._route(record, source, partition)
+                lag = consumer.highwater(partition)
+                if lag is not None:
+                    self.metrics.consumer_lag.set(max(0, lag - records[-1].offset - 1))
+
+    async def _route(self, record: Any, source: _Source, partition: Hashable) -> None:
+        try:
+            alert = Alert.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            log.error(
+                "an alert record does not decode; skipped",
+                extra={"offset": record.offset, "error": str(exc)[:500]},
+            )
+            source.tracker.start(partition, record.offset, refs=0)
+            return
+        wanted = self.subscriptions.for_alert(alert)
+        source.tracker.start(partition, record.offset, refs=len(wanted))
+        now = self._clock()
+        for subscription in wanted:
+            task = DeliveryTask(
+                alert=alert, subscription_id=subscription.id, next_attempt=1, not_before=now
+            )
+            await self._spawn(task, source, partition, record.offset)
+
+    async def _consume_queue(self, source: _Source) -> None:
+        consumer = source.consumer
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            wait: float | None = None
+            for partition, records in batches.items():
+                for record in records:
+                    try:
+                        task = DeliveryTask.model_validate_json(record.value or b"")
+                    except ValidationError as exc:
+                        log.error(
+                            "a retry record does not decode; skipped",
+                            extra={"offset": record.offset, "error": str(exc)[:500]},
+                        )
+                        source.tracker.start(partition, record.offset, refs=0)
+                        continue
+                    due_in = (task.not_before - self._clock()).total_seconds()
+                    if due_in > 0:
+                        # The head of this partition is not due: read it again later.
+                        consumer.seek(partition, record.offset)
+                        wait = due_in if wait is None else min(wait, due_in)
+                        break
+                    source.tracker.start(partition, record.offset)
+                    await self._spawn(task, source, partition, record.offset)
+            if wait is not None:
+                # Sleeping a second at most keeps the consumer polling (and in its group).
+                await asyncio.sleep(min(wait, 1.0))
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        sources = [s for s in (self._alerts, *self._queues) if s is not None]
+        queued = 0
+        for source in sources:
+            offsets = source.tracker.committable()
+            owned = source.consumer.assignment()
+            offsets = {tp: o for tp, o in offsets.items() if tp in owned}
+            if offsets:
+                with contextlib.suppress(Exception):  # a rebalance: the new owner retries
+                    await source.consumer.commit(offsets)
+            if source is not self._alerts:
+                for tp in owned:
+                    high = source.consumer.highwater(tp)
+                    if high is not None:
+                        queued += max(0, high - (await source.consumer.position(tp)))
+        self.metrics.retries_queued.set(queued)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def start(self, port: int | None = None) -> int:
+        """Connect, load the subscriptions, start consuming; return the web port."""
+        s = self.settings
+        await ensure_topics(s.bootstrap_servers, self.topics.all(), s.replication_factor)
+        self._producer = make_producer(s.bootstrap_servers)
+        await self._producer.start()
+        await self._view.start()
+        await self._client.start()
+        self._alerts = _Source(
+            make_consumer(s.bootstrap_servers, self.topics.alerts.name, group_id=s.notifier_group)
+        )
+        self._queues = [
+            _Source(
+                make_consumer(
+                    s.bootstrap_servers, spec.name, group_id=f"{s.notifier_group}.{spec.name}"
+                )
+            )
+            for spec in self.topics.retries
+        ]
+        for source in (self._alerts, *self._queues):
+            await source.consumer.start()
+        self._tasks = [
+            asyncio.create_task(self._consume_alerts(self._alerts), name="notifier:alerts"),
+            *(
+                asyncio.create_task(self._consume_queue(q), name=f"notifier:retry{n}")
+                for n, q in enumerate(self._queues, 1)
+            ),
+            asyncio.create_task(self._commit_forever(), name="notifier:commit"),
+        ]
+        self.port = await self._serve(s.notifier_port if port is None else port)
+        self._ready = True
+        return self.port
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop reading, let deliveries in flight settle (up to `grace_s`), commit, close."""
+        self._ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._deliveries:
+            await asyncio.wait(set(self._deliveries), timeout=grace_s)
+        await self._commit()
+        for source in (self._alerts, *self._queues):
+            if source is not None:
+                await source.consumer.stop()
+        await self._view.stop()
+        await self._client.close()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _serve(self, port: int) -> int:
+        app = web.Application()
+
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "alive"})
+
+        async def readyz(request: web.Request) -> web.Response:
+            body = {"ready": self._ready, "subscriptions": len(self.subscriptions)}
+            return web.json_response(body, status=200 if self._ready else 503)
+
+        async def metrics(request: web.Request) -> web.Response:
+            body, content_type = exposition(self.registry)
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        # Our own socket: with port 0 the OS picks one, and we can say which.
+        sock = socket.create_server((self.settings.notifier_host, port))
+        await web.SockSite(self._runner, sock).start()
+        bound: int = sock.getsockname()[1]
+        return bound

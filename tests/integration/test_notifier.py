@@ -1,0 +1,317 @@
+"""The notifier against a real broker and real HTTP receivers on loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+from standardwebhooks import Webhook
+
+from schemas.alert import Alert, ArticleSummary
+from schemas.common import Severity
+from schemas.delivery import DeadLetter, DeliveryTask
+from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
+from services.common.kafka import encode
+from services.common.settings import NotifierSettings
+from services.common.topics import Topics
+from services.ingest.api import new_secret
+from services.ingest.publisher import record_key
+from services.notifier.service import Notifier
+from tests.support.ingest import RETRY_SCHEDULE_S
+from tests.support.kafka_io import produce, read_until
+from tests.support.receiver import Answer, Receiver, running_receiver
+
+FAST_RETRIES = [0.3, 0.6, 0.9]  # as many steps as the test topics have retry queues
+NOW = datetime.now(UTC)
+
+
+def _alert(n: int, tenant: str = "acme", **fields: Any) -> Alert:
+    values: dict[str, Any] = {
+        "alert_id": "alert_" + hashlib.sha256(f"{tenant}{n}".encode()).hexdigest()[:32],
+        "tenant": tenant,
+        "rule_id": "li-shangfu",
+        "rule_name": "Li Shangfu",
+        "rule_version": "0123456789abcdef",
+        "severity": Severity.HIGH,
+        "tags": ["people"],
+        "article": ArticleSummary(
+            article_id=f"a{n}", title=f"Li Shangfu, part {n}", received_at=datetime.now(UTC)
+        ),
+        "evidence": [],
+        "snippet": None,
+        "story_id": f"story_{n}",
+        "first_of_story": True,
+        "story_sources": [],
+        "matched_at": datetime.now(UTC),
+    }
+    values.update(fields)
+    return Alert(**values)
+
+
+def _subscription(
+    sub_id: str, url: str, secret: str, tenant: str = "acme", **filters: Any
+) -> Subscription:
+    return Subscription(
+        id=sub_id,
+        tenant=tenant,
+        url=url,
+        filter=SubscriptionFilter(**filters),
+        secrets=[SigningSecret(secret=secret, created_at=NOW)],
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+async def _publish(bootstrap: str, topics: Topics, *items: Subscription | Alert) -> None:
+    for item in items:
+        if isinstance(item, Subscription):
+            key = record_key(item.tenant, item.id)
+            await produce(bootstrap, topics.subscriptions.name, [(key.encode(), encode(item))])
+        else:
+            key = record_key(item.tenant, item.rule_id)
+            await produce(bootstrap, topics.alerts.name, [(key.encode(), encode(item))])
+
+
+def _settings(bootstrap: str, prefix: str, **overrides: Any) -> NotifierSettings:
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "topic_prefix": prefix,
+        "partitions": 3,
+        "retry_schedule_s": FAST_RETRIES,
+        "webhook_allow_http": True,
+        "webhook_allow": ["127.0.0.0/8"],
+        "webhook_timeout_s": 2,
+        "notifier_group": f"notifier-{prefix}",
+    }
+    options.update(overrides)
+    assert len(options["retry_schedule_s"]) == len(RETRY_SCHEDULE_S)
+    return NotifierSettings(**options)
+
+
+@asynccontextmanager
+async def _notifier(settings: NotifierSettings, **kwargs: Any) -> AsyncIterator[Notifier]:
+    notifier = Notifier(settings, **kwargs)
+    await notifier.start(port=0)
+    try:
+        yield notifier
+    finally:
+        await notifier.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+NotifierFactory = Callable[..., Any]
+
+
+def _verify_by_hand(secret: str, headers: dict[str, str], body: bytes) -> None:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert f"v1,{expected}" in headers["webhook-signature"].split()
+
+
+async def test_every_delivery_is_signed_as_standard_webhooks_says(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    secret = new_secret()
+    url = receiver.script("/hook")
+    alerts = [_alert(n) for n in range(5)]
+    await _publish(kafka_bootstrap, topics, _subscription("main", url, secret), *alerts)
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await receiver.wait_for(lambda rs: len(rs) >= 5)
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {a.alert_id for a in alerts}
+    for request in receiver.requests:
+        payload = Webhook(secret).verify(request.body, request.headers)
+        _verify_by_hand(secret, request.headers, request.body)
+        assert payload["type"] == "alert.created"
+        assert payload["data"]["alert_id"] == request.headers["webhook-id"]
+        assert request.headers["Content-Type"] == "application/json"
+
+
+async def test_a_subscription_only_receives_its_own_tenants_alerts(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    acme = _subscription("hook", receiver.script("/acme"), new_secret(), tenant="acme")
+    globex = _subscription("hook", receiver.script("/globex"), new_secret(), tenant="globex")
+    alerts = [_alert(n, tenant="acme") for n in range(3)] + [
+        _alert(n, tenant="globex") for n in range(3, 5)
+    ]
+    await _publish(kafka_bootstrap, topics, acme, globex, *alerts)
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await receiver.wait_for(lambda rs: len(rs) >= 5)
+    for path, tenant in (("/acme", "acme"), ("/globex", "globex")):
+        received = [json.loads(r.body)["data"]["tenant"] for r in receiver.at(path)]
+        assert received
+        assert set(received) == {tenant}
+
+
+async def test_filters_choose_the_alerts_a_subscription_gets(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    picky = _subscription(
+        "picky", receiver.script("/picky"), new_secret(), min_severity=Severity.CRITICAL
+    )
+    everything = _subscription(
+        "all", receiver.script("/all"), new_secret(), first_of_story_only=False
+    )
+    alerts = [
+        _alert(1, severity=Severity.CRITICAL),
+        _alert(2, severity=Severity.LOW),
+        _alert(3, first_of_story=False),
+    ]
+    await _publish(kafka_bootstrap, topics, picky, everything, *alerts)
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await receiver.wait_for(lambda rs: len(rs) >= 4)
+    assert [r.headers["webhook-id"] for r in receiver.at("/picky")] == [alerts[0].alert_id]
+    assert {r.headers["webhook-id"] for r in receiver.at("/all")} == {a.alert_id for a in alerts}
+
+
+async def test_failures_are_retried_with_the_same_id_and_a_fresh_signature(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    secret = new_secret()
+    url = receiver.script("/flaky", Answer(500), Answer(503), Answer(429, {"Retry-After": "1"}))
+    alert = _alert(1)
+    await _publish(kafka_bootstrap, topics, _subscription("flaky", url, secret), alert)
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        requests = await receiver.wait_for(lambda rs: len(rs) >= 4)
+    assert [r.headers["webhook-id"] for r in requests] == [alert.alert_id] * 4
+    for request in requests:
+        Webhook(secret).verify(request.body, request.headers)
+    assert requests[3].at - requests[2].at >= 0.95, "Retry-After: 1 was honoured"
+
+
+async def test_after_the_last_attempt_the_alert_goes_to_the_dead_letter_topic(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/down", then=Answer(500))
+    alert = _alert(1)
+    await _publish(kafka_bootstrap, topics, _subscription("down", url, new_secret()), alert)
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        records = await read_until(kafka_bootstrap, topics.deliveries_dlq.name, lambda rs: rs)
+    letter = DeadLetter.model_validate_json(records[0].value)
+    assert letter.alert.alert_id == alert.alert_id
+    assert [a.attempt for a in letter.attempts] == [1, 2, 3, 4]
+    assert all(a.status_code == 500 for a in letter.attempts)
+    assert len(receiver.at("/down")) == 4
+
+
+async def test_410_gone_disables_the_subscription(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/gone", then=Answer(410))
+    await _publish(kafka_bootstrap, topics, _subscription("gone", url, new_secret()), _alert(1))
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)) as notifier:
+        records = await read_until(
+            kafka_bootstrap,
+            topics.subscriptions.name,
+            lambda rs: any(not Subscription.model_validate_json(r.value).enabled for r in rs),
+        )
+        await _publish(kafka_bootstrap, topics, _alert(2))
+        assert notifier.subscriptions.get("acme", "gone") is not None
+    disabled = Subscription.model_validate_json(records[-1].value)
+    assert disabled.disabled_reason == "the endpoint answered 410 Gone"
+    assert len(receiver.at("/gone")) == 1, "nothing more was sent to a gone endpoint"
+
+
+async def test_pending_retries_survive_a_restart_of_the_notifier(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/later", Answer(503))
+    alert = _alert(1)
+    await _publish(kafka_bootstrap, topics, _subscription("later", url, new_secret()), alert)
+    slow = _settings(kafka_bootstrap, topic_prefix, retry_schedule_s=[3, 3, 3])
+    async with _notifier(slow):
+        queued = await read_until(kafka_bootstrap, topics.retries[0].name, lambda rs: rs)
+    assert DeliveryTask.model_validate_json(queued[0].value).next_attempt == 2
+    assert len(receiver.at("/later")) == 1
+    async with _notifier(slow):  # a new process would do the same: the retry is in Kafka
+        requests = await receiver.wait_for(lambda rs: len(rs) >= 2)
+    assert [r.headers["webhook-id"] for r in requests] == [alert.alert_id] * 2
+
+
+async def test_a_slow_endpoint_never_delays_deliveries_to_the_others(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    slow = receiver.script("/slow", then=Answer(200, delay_s=1.5))
+    fast = receiver.script("/fast")
+    alerts = [_alert(n) for n in range(40)]
+    await _publish(
+        kafka_bootstrap,
+        topics,
+        _subscription("slow", slow, new_secret()),
+        _subscription("fast", fast, new_secret()),
+        *alerts,
+    )
+    settings = _settings(kafka_bootstrap, topic_prefix, webhook_concurrency=2, webhook_timeout_s=5)
+    async with _notifier(settings):
+        await receiver.wait_for(lambda rs: len([r for r in rs if r.path == "/fast"]) >= 40)
+        slow_done = len(receiver.at("/slow"))
+    # The fast endpoint had all 40 while the slow one, two at a time, had only a few.
+    assert slow_done < 20
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/moved", Answer(302, {"Location": receiver.url + "/elsewhere"}))
+    await _publish(kafka_bootstrap, topics, _subscription("moved", url, new_secret()), _alert(1))
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await receiver.wait_for(lambda rs: len(rs) >= 2)
+    assert [r.path for r in receiver.requests] == ["/moved", "/moved"]
+
+
+class _PrivateDns(AbstractResolver):
+    """A resolver that answers with a private address and fails the test on any other use."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        return [
+            ResolveResult(
+                hostname=host, host="10.1.2.3", port=port, family=family, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused_before_any_connect(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str
+) -> None:
+    from services.common.ssrf import UrlPolicy
+    from services.notifier.http import GuardedResolver
+
+    dns = _PrivateDns()
+    # The guarded resolver filters the answer: there is nothing left to connect to.
+    guarded = GuardedResolver(UrlPolicy.from_strings(True, []), inner=dns)
+    sub = _subscription("rebind", "http://hooks.rebinding.test/hook", new_secret())
+    await _publish(kafka_bootstrap, topics, sub, _alert(1))
+    settings = _settings(kafka_bootstrap, topic_prefix, webhook_allow=[])
+    async with _notifier(settings, resolver=guarded):
+        queued = await read_until(kafka_bootstrap, topics.retries[0].name, lambda rs: rs)
+    task = DeliveryTask.model_validate_json(queued[0].value)
+    assert dns.asked == ["hooks.rebinding.test"]
+    error = task.attempts[0].error or ""
+    assert "10.1.2.3" in error
+    assert "refused" in error
+    assert task.attempts[0].status_code is None
+    assert timedelta(0) < task.not_before - task.attempts[0].attempted_at
