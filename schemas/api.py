@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from schemas.common import AwareDatetime, Contract, Slug, TenantId
+from schemas.health import EndpointStatus
 from schemas.subscription import SubscriptionFilter
 
 
@@ -58,6 +59,9 @@ class SubscriptionView(Contract):
     secrets: list[SecretInfo]
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    status: EndpointStatus | None = Field(
+        default=None, description="How deliveries to the endpoint go; null before the first."
+    )
 
 
 class SubscriptionCreated(Contract):

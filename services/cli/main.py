@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from services.cli import ingest, kafka, keys, match, rules, subscriptions
+from services.cli import deliveries, ingest, kafka, keys, match, rules, subscriptions
 
 # Each module contributes `register(subparsers)`; the handler it sets returns an exit code.
-_GROUPS = (kafka, match, ingest, rules, subscriptions, keys)
+_GROUPS = (kafka, match, ingest, rules, subscriptions, keys, deliveries)
 
 Handler = Callable[[argparse.Namespace], int]
 

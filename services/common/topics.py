@@ -25,6 +25,11 @@ CleanupPolicy = Literal["delete", "compact"]
 _WEEK_MS = 7 * 24 * 3600 * 1000
 
 
+def record_key(tenant: str, object_id: str) -> str:
+    """The key of a tenant's object on a compacted topic: `tenant/object_id`."""
+    return f"{tenant}/{object_id}"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic: its full name, payload schema, key and retention."""

@@ -33,11 +33,16 @@ from schemas.api import (
 )
 from schemas.article import ArticleIn
 from schemas.common import Slug
+from schemas.delivery import DeadLetter
+from schemas.health import EndpointStatus
+from schemas.replay import ReplayAccepted, ReplayIn, ReplayRequest
 from schemas.subscription import SECRET_PREFIX, SigningSecret, Subscription, SubscriptionIn
 from schemas.watchlist import RuleRecord, Watchlist, WatchlistRule
 from services.common.compacted import CompactedView
+from services.common.dead_letters import DeadLetterView
 from services.common.metrics import exposition
 from services.common.ssrf import UrlPolicy, UrlRefused, check_url
+from services.common.topics import record_key
 from services.ingest.auth import ApiKeys
 from services.ingest.bodies import (
     JSON,
@@ -52,7 +57,7 @@ from services.ingest.bodies import (
 )
 from services.ingest.intake import ArticleIntake
 from services.ingest.metrics import IngestMetrics
-from services.ingest.publisher import Publisher, record_key
+from services.ingest.publisher import Publisher
 from services.ingest.text_article import article_in_from_text
 from services.ingest.views import RecentArticleIds
 from services.matcher.engine.compile import rule_ast
@@ -74,6 +79,8 @@ class IngestState:
     publisher: Publisher
     rules: CompactedView[RuleRecord]
     subscriptions: CompactedView[Subscription]
+    endpoint_status: CompactedView[EndpointStatus]
+    dead_letters: DeadLetterView
     recent: RecentArticleIds
     metrics: IngestMetrics
     registry: CollectorRegistry
@@ -114,8 +121,8 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def subscription_view(sub: Subscription) -> SubscriptionView:
-    """The API's view of a subscription: secrets reduced to a prefix."""
+def subscription_view(sub: Subscription, status: EndpointStatus | None = None) -> SubscriptionView:
+    """The API's view of a subscription: secrets reduced to a prefix, delivery status added."""
     return SubscriptionView(
         id=sub.id,
         tenant=sub.tenant,
@@ -134,6 +141,7 @@ def subscription_view(sub: Subscription) -> SubscriptionView:
         ],
         created_at=sub.created_at,
         updated_at=sub.updated_at,
+        status=status,
     )
 
 
@@ -163,6 +171,9 @@ def create_app(state: IngestState) -> FastAPI:
         "Authenticate with `Authorization: Bearer <API key>`.",
     )
     app.state.ingest = state
+
+    def view_of(sub: Subscription) -> SubscriptionView:
+        return subscription_view(sub, state.endpoint_status.get(record_key(sub.tenant, sub.id)))
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
@@ -397,7 +408,7 @@ def create_app(state: IngestState) -> FastAPI:
         summary="List your subscriptions",
     )
     async def list_subscriptions(tenant: Tenant) -> list[SubscriptionView]:
-        return [subscription_view(s) for s in state.subscriptions.values(f"{tenant}/")]
+        return [view_of(s) for s in state.subscriptions.values(f"{tenant}/")]
 
     @app.get(
         "/v1/subscriptions/{subscription_id}",
@@ -405,7 +416,7 @@ def create_app(state: IngestState) -> FastAPI:
         summary="Read one subscription",
     )
     async def get_subscription(subscription_id: str, tenant: Tenant) -> SubscriptionView:
-        return subscription_view(subscription_or_404(tenant, subscription_id))
+        return view_of(subscription_or_404(tenant, subscription_id))
 
     @app.put(
         "/v1/subscriptions/{subscription_id}",
@@ -428,7 +439,7 @@ def create_app(state: IngestState) -> FastAPI:
             sub = previous.model_copy(update={**body.model_dump(), "updated_at": now})
             sub = Subscription.model_validate(sub.model_dump())
             await store(sub)
-            return subscription_view(sub)
+            return view_of(sub)
         secret = new_secret()
         sub = Subscription(
             id=subscription_id,
@@ -442,7 +453,7 @@ def create_app(state: IngestState) -> FastAPI:
             updated_at=now,
         )
         await store(sub)
-        created = SubscriptionCreated(subscription=subscription_view(sub), secret=secret)
+        created = SubscriptionCreated(subscription=view_of(sub), secret=secret)
         return JSONResponse(created.model_dump(mode="json"), status_code=201)
 
     @app.post(
@@ -467,7 +478,7 @@ def create_app(state: IngestState) -> FastAPI:
             }
         )
         await store(rotated)
-        return SubscriptionCreated(subscription=subscription_view(rotated), secret=secret)
+        return SubscriptionCreated(subscription=view_of(rotated), secret=secret)
 
     @app.delete(
         "/v1/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription"
@@ -479,6 +490,49 @@ def create_app(state: IngestState) -> FastAPI:
         return Response(status_code=204)
 
     # -- operations -------------------------------------------------------------------------
+
+    # -- dead letters and replays -------------------------------------------------------------
+
+    @app.get(
+        "/v1/dead-letters",
+        response_model=list[DeadLetter],
+        summary="Alerts given up on, newest first (optionally of one subscription)",
+    )
+    async def list_dead_letters(
+        tenant: Tenant, subscription_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        if not 1 <= limit <= 1000:
+            raise HTTPException(422, "limit must be between 1 and 1000")
+        return state.dead_letters.listing(tenant, subscription_id, limit)
+
+    @app.post(
+        "/v1/replays",
+        status_code=202,
+        response_model=ReplayAccepted,
+        summary="Deliver again: one dead letter, or every alert of a subscription in a range",
+        openapi_extra=openapi_body((JSON, ReplayIn)),
+    )
+    async def post_replay(request: Request, tenant: Tenant) -> ReplayAccepted:
+        require_media_type(request, JSON)
+        body = validate_model(ReplayIn, parse_json(decode_text(await request.body())))
+        subscription_or_404(tenant, body.subscription_id)
+        if body.alert_id is not None and (
+            state.dead_letters.get(tenant, body.subscription_id, body.alert_id) is None
+        ):
+            raise HTTPException(
+                404, f"no dead letter of alert {body.alert_id} for this subscription"
+            )
+        replay = ReplayRequest(
+            replay_id="replay_" + secrets.token_hex(16),
+            tenant=tenant,
+            subscription_id=body.subscription_id,
+            alert_id=body.alert_id,
+            since=body.since,
+            until=body.until,
+            requested_at=state.now(),
+        )
+        await state.publisher.publish_replay(replay)
+        return ReplayAccepted(replay_id=replay.replay_id)
 
     @app.get("/healthz", summary="Alive")
     async def healthz() -> dict[str, str]:

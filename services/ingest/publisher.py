@@ -8,15 +8,11 @@ from typing import Any
 from prometheus_client import Histogram
 
 from schemas.article import Article
+from schemas.replay import ReplayRequest
 from schemas.subscription import Subscription
 from schemas.watchlist import RuleRecord
 from services.common.kafka import encode
-from services.common.topics import Topics
-
-
-def record_key(tenant: str, object_id: str) -> str:
-    """The key of a tenant's object on a compacted topic."""
-    return f"{tenant}/{object_id}"
+from services.common.topics import Topics, record_key
 
 
 class Publisher:
@@ -48,4 +44,12 @@ class Publisher:
         value = encode(subscription) if subscription is not None else None
         await self._send(
             self._topics.subscriptions.name, record_key(tenant, subscription_id), value
+        )
+
+    async def publish_replay(self, replay: ReplayRequest) -> None:
+        """A replay request for the notifier."""
+        await self._send(
+            self._topics.replays.name,
+            record_key(replay.tenant, replay.subscription_id),
+            encode(replay),
         )

@@ -10,9 +10,11 @@ from typing import Any
 
 import uvicorn
 
+from schemas.health import EndpointStatus
 from schemas.subscription import Subscription
 from schemas.watchlist import RuleRecord
 from services.common.compacted import CompactedView
+from services.common.dead_letters import DeadLetterView
 from services.common.kafka import ensure_topics, make_producer, wait_until_ready
 from services.common.metrics import new_registry
 from services.common.settings import IngestSettings
@@ -68,10 +70,14 @@ class IngestService:
         subscriptions = CompactedView(
             s.bootstrap_servers, self.topics.subscriptions.name, Subscription
         )
+        endpoint_status = CompactedView(
+            s.bootstrap_servers, self.topics.endpoint_status.name, EndpointStatus
+        )
+        dead_letters = DeadLetterView(s.bootstrap_servers, self.topics.deliveries_dlq.name)
         recent = RecentArticleIds(
             s.bootstrap_servers, self.topics.articles.name, s.dedupe_window_h * 3600
         )
-        for view in (rules, subscriptions, recent):
+        for view in (rules, subscriptions, endpoint_status, dead_letters, recent):
             await view.start()
             self._stack.append(view)
 
@@ -87,6 +93,8 @@ class IngestService:
             publisher=Publisher(self._producer, self.topics, metrics.produce_seconds),
             rules=rules,
             subscriptions=subscriptions,
+            endpoint_status=endpoint_status,
+            dead_letters=dead_letters,
             recent=recent,
             metrics=metrics,
             registry=registry,

@@ -29,8 +29,7 @@ from services.common.compacted import CompactedView
 from services.common.kafka import encode
 from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
-from services.common.topics import build_topics
-from services.ingest.publisher import record_key
+from services.common.topics import build_topics, record_key
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.processing import ArticleProcessor, Processed
 from services.matcher.ruleset import LiveRuleset, parse_rule_key

@@ -15,6 +15,11 @@ restart loses none of them.
 A slow endpoint cannot hold the others up: each subscription has its own lane with a few
 requests in flight; deliveries that would queue behind a long backlog go to the first retry
 topic instead, and the consumers keep reading.
+
+Every attempt also updates the endpoint's health (published, coalesced, to the compacted
+endpoint-status topic that the API shows); an endpoint whose attempts all failed for
+`disable_after_h` is disabled. Replays asked for through the API arrive on the replays
+topic and are delivered as first attempts: same `webhook-id`, fresh timestamp and signature.
 """
 
 from __future__ import annotations
@@ -34,19 +39,29 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeKind
+from schemas.health import EndpointStatus
+from schemas.replay import ReplayRequest
 from schemas.subscription import Subscription
 from services.common.compacted import CompactedView
-from services.common.kafka import encode, ensure_topics, make_consumer, make_producer
+from services.common.dead_letters import DeadLetterView
+from services.common.follower import seek_to_time
+from services.common.kafka import (
+    encode,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    topic_partitions,
+)
 from services.common.metrics import exposition, new_registry
 from services.common.offsets import OffsetTracker
 from services.common.settings import NotifierSettings
 from services.common.ssrf import UrlPolicy
-from services.common.topics import build_topics
-from services.ingest.publisher import record_key
+from services.common.topics import build_topics, record_key
+from services.notifier.health import EndpointHealth
 from services.notifier.http import WebhookClient
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.policy import RetrySchedule, parse_retry_after
-from services.notifier.routing import SubscriptionIndex
+from services.notifier.routing import SubscriptionIndex, wants
 from services.notifier.signing import NoActiveSecretError, webhook_body, webhook_headers
 
 log = logging.getLogger(__name__)
@@ -113,12 +128,22 @@ class Notifier:
         self._client = WebhookClient(
             policy, settings.webhook_timeout_s, settings.webhook_max_response_bytes, resolver
         )
+        self._statuses = CompactedView(
+            settings.bootstrap_servers, self.topics.endpoint_status.name, EndpointStatus
+        )
+        self.dead_letters = DeadLetterView(
+            settings.bootstrap_servers, self.topics.deliveries_dlq.name
+        )
+        self._health: dict[tuple[str, str], EndpointHealth] = {}
+        self._unpublished: set[tuple[str, str]] = set()
+        self._disable_after = timedelta(hours=settings.disable_after_h)
         self._clock = clock
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._producer: Any = None
         self._alerts: _Source | None = None
         self._queues: list[_Source] = []
+        self._replays: _Source | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -151,6 +176,31 @@ class Notifier:
             extra={"tenant": subscription.tenant, "subscription": subscription.id, "why": reason},
         )
 
+    # -- endpoint health -----------------------------------------------------------------
+
+    def health(self, tenant: str, subscription_id: str) -> EndpointHealth:
+        """The running delivery record of one subscription's endpoint."""
+        key = (tenant, subscription_id)
+        found = self._health.get(key)
+        if found is None:
+            stored = self._statuses.get(record_key(tenant, subscription_id))
+            found = (
+                EndpointHealth.from_status(stored)
+                if stored is not None
+                else EndpointHealth(tenant, subscription_id)
+            )
+            self._health[key] = found
+        return found
+
+    async def _publish_health(self) -> None:
+        # Coalesced: one status record per subscription per flush, however many attempts.
+        pending, self._unpublished = self._unpublished, set()
+        for tenant, subscription_id in pending:
+            status = self.health(tenant, subscription_id).status()
+            await self._send(
+                self.topics.endpoint_status.name, record_key(tenant, subscription_id), status
+            )
+
     # -- delivering ----------------------------------------------------------------------
 
     def _lane(self, subscription: Subscription) -> _Lane:
@@ -172,6 +222,8 @@ class Notifier:
             self.metrics.deliveries.labels("dropped").inc()
             return
         if not subscription.enabled:
+            self.health(alert.tenant, subscription.id).record_dead_letter()
+            self._unpublished.add((alert.tenant, subscription.id))
             reason = f"subscription disabled: {subscription.disabled_reason}"
             await self._dead_letter(task, task.attempts, reason)
             return
@@ -223,6 +275,13 @@ class Notifier:
             self.topics.deliveries.name, record_key(alert.tenant, subscription.id), attempt
         )
         attempts = [*task.attempts, attempt]
+        health = self.health(alert.tenant, subscription.id)
+        health.record(decision.outcome, finished, response.error, response.status)
+        self._unpublished.add((alert.tenant, subscription.id))
+        if decision.outcome is not OutcomeKind.DELIVERED and health.should_disable(
+            self._disable_after
+        ):
+            await self._disable(subscription, health.disable_reason())
         if decision.outcome is OutcomeKind.DELIVERED:
             self.metrics.deliveries.labels("delivered").inc()
             if task.next_attempt == 1:
@@ -277,6 +336,7 @@ class Notifier:
             record_key(task.alert.tenant, task.subscription_id),
             letter,
         )
+        self.dead_letters.add(letter)
         self.metrics.dead_letters.inc()
         self.metrics.deliveries.labels("dead_letter").inc()
         log.warning(
@@ -365,13 +425,89 @@ class Notifier:
                 # Sleeping a second at most keeps the consumer polling (and in its group).
                 await asyncio.sleep(min(wait, 1.0))
 
+    async def _consume_replays(self, source: _Source) -> None:
+        consumer = source.consumer
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10)
+            for partition, records in batches.items():
+                for record in records:
+                    await self._replay(record, source, partition)
+
+    async def _replay(self, record: Any, source: _Source, partition: Hashable) -> None:
+        """Deliver again, as first attempts: same webhook-id, fresh timestamp and signature."""
+        try:
+            request = ReplayRequest.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            log.error("a replay record does not decode", extra={"error": str(exc)[:500]})
+            source.tracker.start(partition, record.offset, refs=0)
+            return
+        subscription = self.subscriptions.get(request.tenant, request.subscription_id)
+        alerts: list[Alert] = []
+        if subscription is None:
+            log.warning("replay of an unknown subscription", extra={"replay": request.replay_id})
+        elif request.alert_id is not None:
+            letter = self.dead_letters.get(
+                request.tenant, request.subscription_id, request.alert_id
+            )
+            if letter is not None:
+                alerts.append(letter.alert)
+        elif request.since is not None and request.until is not None:
+            # `wants` also keeps other tenants' alerts out of a replay.
+            wanted = subscription.model_copy(update={"enabled": True})
+            alerts = [
+                a
+                for a in await self._alerts_between(request.since, request.until)
+                if wants(wanted, a)
+            ]
+        source.tracker.start(partition, record.offset, refs=len(alerts))
+        now = self._clock()
+        log.info("replay", extra={"replay": request.replay_id, "alerts": len(alerts)})
+        for alert in alerts:
+            task = DeliveryTask(
+                alert=alert, subscription_id=request.subscription_id, next_attempt=1, not_before=now
+            )
+            await self._spawn(task, source, partition, record.offset)
+
+    async def _alerts_between(self, since: datetime, until: datetime) -> list[Alert]:
+        from aiokafka import TopicPartition  # type: ignore[import-untyped,unused-ignore]
+
+        s = self.settings
+        topic = self.topics.alerts.name
+        consumer = make_consumer(s.bootstrap_servers, group_id=None)
+        await consumer.start()
+        found: list[Alert] = []
+        try:
+            partitions = [
+                TopicPartition(topic, n) for n in await topic_partitions(s.bootstrap_servers, topic)
+            ]
+            consumer.assign(partitions)
+            await seek_to_time(consumer, partitions, since.timestamp())
+            end: dict[Any, int] = await consumer.end_offsets(partitions)
+            until_ms = until.timestamp() * 1000
+            open_partitions = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
+            while open_partitions:
+                batches = await consumer.getmany(*open_partitions, timeout_ms=500)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.timestamp > until_ms or record.offset >= end[tp]:
+                            open_partitions.discard(tp)
+                            break
+                        with contextlib.suppress(ValidationError):
+                            found.append(Alert.model_validate_json(record.value or b""))
+                    if tp in open_partitions and await consumer.position(tp) >= end[tp]:
+                        open_partitions.discard(tp)
+        finally:
+            await consumer.stop()
+        return found
+
     async def _commit_forever(self) -> None:
         while True:
             await asyncio.sleep(0.2)
             await self._commit()
 
     async def _commit(self) -> None:
-        sources = [s for s in (self._alerts, *self._queues) if s is not None]
+        await self._publish_health()
+        sources = [s for s in (self._alerts, *self._queues, self._replays) if s is not None]
         queued = 0
         for source in sources:
             offsets = source.tracker.committable()
@@ -380,7 +516,7 @@ class Notifier:
             if offsets:
                 with contextlib.suppress(Exception):  # a rebalance: the new owner retries
                     await source.consumer.commit(offsets)
-            if source is not self._alerts:
+            if source in self._queues:
                 for tp in owned:
                     high = source.consumer.highwater(tp)
                     if high is not None:
@@ -396,6 +532,8 @@ class Notifier:
         self._producer = make_producer(s.bootstrap_servers)
         await self._producer.start()
         await self._view.start()
+        await self._statuses.start()
+        await self.dead_letters.start()
         await self._client.start()
         self._alerts = _Source(
             make_consumer(s.bootstrap_servers, self.topics.alerts.name, group_id=s.notifier_group)
@@ -408,7 +546,14 @@ class Notifier:
             )
             for spec in self.topics.retries
         ]
-        for source in (self._alerts, *self._queues):
+        self._replays = _Source(
+            make_consumer(
+                s.bootstrap_servers,
+                self.topics.replays.name,
+                group_id=f"{s.notifier_group}.replays",
+            )
+        )
+        for source in (self._alerts, *self._queues, self._replays):
             await source.consumer.start()
         self._tasks = [
             asyncio.create_task(self._consume_alerts(self._alerts), name="notifier:alerts"),
@@ -416,6 +561,7 @@ class Notifier:
                 asyncio.create_task(self._consume_queue(q), name=f"notifier:retry{n}")
                 for n, q in enumerate(self._queues, 1)
             ),
+            asyncio.create_task(self._consume_replays(self._replays), name="notifier:replays"),
             asyncio.create_task(self._commit_forever(), name="notifier:commit"),
         ]
         self.port = await self._serve(s.notifier_port if port is None else port)
@@ -433,10 +579,11 @@ class Notifier:
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=grace_s)
         await self._commit()
-        for source in (self._alerts, *self._queues):
+        for source in (self._alerts, *self._queues, self._replays):
             if source is not None:
                 await source.consumer.stop()
-        await self._view.stop()
+        for view in (self._view, self._statuses, self.dead_letters):
+            await view.stop()
         await self._client.close()
         if self._producer is not None:
             await self._producer.stop()

@@ -10,8 +10,7 @@ from schemas.alert import Alert
 from schemas.article import Article
 from schemas.watchlist import RuleRecord, WatchlistRule
 from services.common.kafka import encode
-from services.common.topics import Topics
-from services.ingest.publisher import record_key
+from services.common.topics import Topics, record_key
 from services.matcher.alerts import match_record
 from services.matcher.engine.matcher import Matcher
 from tests.integration.conftest import MatcherFactory

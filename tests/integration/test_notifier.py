@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,13 +21,13 @@ from schemas.alert import Alert, ArticleSummary
 from schemas.common import Severity
 from schemas.delivery import DeadLetter, DeliveryTask
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
+from services.cli.main import main
 from services.common.kafka import encode
 from services.common.settings import NotifierSettings
-from services.common.topics import Topics
+from services.common.topics import Topics, record_key
 from services.ingest.api import new_secret
-from services.ingest.publisher import record_key
 from services.notifier.service import Notifier
-from tests.support.ingest import RETRY_SCHEDULE_S
+from tests.support.ingest import RETRY_SCHEDULE_S, ingest_settings, running_ingest
 from tests.support.kafka_io import produce, read_until
 from tests.support.receiver import Answer, Receiver, running_receiver
 
@@ -315,3 +316,115 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_before_any_c
     assert "refused" in error
     assert task.attempts[0].status_code is None
     assert timedelta(0) < task.not_before - task.attempts[0].attempted_at
+
+
+KEY = "na_acme-key-for-notifier-tests-012"
+
+
+async def test_a_dead_letter_is_replayed_with_the_same_id_and_a_fresh_signature(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    secret = new_secret()
+    url = receiver.script("/down", *[Answer(500)] * 4)  # every attempt fails, then 200
+    alert = _alert(1)
+    await _publish(kafka_bootstrap, topics, _subscription("down", url, secret), alert)
+    ingest = ingest_settings(kafka_bootstrap, topic_prefix, {"acme": KEY})
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await read_until(kafka_bootstrap, topics.deliveries_dlq.name, lambda rs: rs)
+        async with running_ingest(ingest, KEY) as api:
+            status, letters = await api.call("GET", "/v1/dead-letters?subscription_id=down")
+            assert status == 200
+            assert [letter["alert"]["alert_id"] for letter in letters] == [alert.alert_id]
+            replay = {"subscription_id": "down", "alert_id": alert.alert_id}
+            status, accepted = await api.call("POST", "/v1/replays", json=replay)
+            assert status == 202, accepted
+            requests = await receiver.wait_for(lambda rs: len(rs) >= 5)
+    first, again = requests[0], requests[4]
+    assert again.headers["webhook-id"] == alert.alert_id
+    assert int(again.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"])
+    assert again.headers["webhook-signature"] != first.headers["webhook-signature"] or (
+        again.headers["webhook-timestamp"] == first.headers["webhook-timestamp"]
+    )
+    Webhook(secret).verify(again.body, again.headers)
+
+
+async def test_every_alert_of_a_subscription_in_a_time_range_can_be_replayed(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    mine = _subscription("hook", receiver.script("/hook"), new_secret())
+    alerts = [_alert(n) for n in range(3)]
+    other_tenant = _alert(9, tenant="globex")
+    await _publish(kafka_bootstrap, topics, mine, *alerts, other_tenant)
+    ingest = ingest_settings(kafka_bootstrap, topic_prefix, {"acme": KEY})
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await receiver.wait_for(lambda rs: len(rs) >= 3)
+        async with running_ingest(ingest, KEY) as api:
+            until = datetime.now(UTC) + timedelta(seconds=1)
+            replay = {
+                "subscription_id": "hook",
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+            }
+            status, _ = await api.call("POST", "/v1/replays", json=replay)
+            assert status == 202
+            requests = await receiver.wait_for(lambda rs: len(rs) >= 6)
+    ids = [r.headers["webhook-id"] for r in requests]
+    assert sorted(ids) == sorted([a.alert_id for a in alerts] * 2)
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled_and_the_api_shows_why(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/broken", then=Answer(500))
+    await _publish(kafka_bootstrap, topics, _subscription("broken", url, new_secret()), _alert(1))
+    # "Failing for 5 days", compressed to half a second.
+    settings = _settings(kafka_bootstrap, topic_prefix, disable_after_h=0.5 / 3600)
+    async with _notifier(settings):
+        await read_until(
+            kafka_bootstrap,
+            topics.subscriptions.name,
+            lambda rs: any(not Subscription.model_validate_json(r.value).enabled for r in rs),
+        )
+        await read_until(
+            kafka_bootstrap,
+            topics.endpoint_status.name,
+            lambda rs: any(json.loads(r.value)["failed_attempts"] >= 2 for r in rs),
+        )
+    ingest = ingest_settings(kafka_bootstrap, topic_prefix, {"acme": KEY})
+    async with running_ingest(ingest, KEY) as api:
+        status, view = await api.call("GET", "/v1/subscriptions/broken")
+    assert status == 200
+    assert view["enabled"] is False
+    assert "every delivery attempt failed since" in view["disabled_reason"]
+    assert view["status"]["state"] == "failing"
+    assert view["status"]["last_error"] == "HTTP 500"
+    assert view["status"]["failed_attempts"] >= 2
+
+
+async def test_the_cli_lists_dead_letters_and_replays_one(
+    kafka_bootstrap: str,
+    topics: Topics,
+    topic_prefix: str,
+    receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = receiver.script("/down", *[Answer(503)] * 4)
+    alert = _alert(7)
+    await _publish(kafka_bootstrap, topics, _subscription("down", url, new_secret()), alert)
+    ingest = ingest_settings(kafka_bootstrap, topic_prefix, {"acme": KEY})
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
+        await read_until(kafka_bootstrap, topics.deliveries_dlq.name, lambda rs: rs)
+        async with running_ingest(ingest, KEY) as api:
+            options = ["--api-url", api.url, "--api-key", KEY]
+            capsys.readouterr()
+            listed = await asyncio.to_thread(main, ["deliveries", "list", *options])
+            out = capsys.readouterr().out
+            assert listed == 0
+            assert alert.alert_id in out
+            assert "down" in out
+            replay = ["deliveries", "replay", "--subscription", "down", "--alert", alert.alert_id]
+            assert await asyncio.to_thread(main, [*replay, *options]) == 0
+            assert "queued" in capsys.readouterr().out
+            requests = await receiver.wait_for(lambda rs: len(rs) >= 5)
+    assert requests[4].headers["webhook-id"] == alert.alert_id
