@@ -428,3 +428,46 @@ async def test_the_cli_lists_dead_letters_and_replays_one(
             assert "queued" in capsys.readouterr().out
             requests = await receiver.wait_for(lambda rs: len(rs) >= 5)
     assert requests[4].headers["webhook-id"] == alert.alert_id
+
+
+async def test_a_rotated_secret_and_the_new_one_both_sign_during_the_overlap(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    ingest = ingest_settings(kafka_bootstrap, topic_prefix, {"acme": KEY})
+    async with running_ingest(ingest, KEY) as api:
+        status, created = await api.call(
+            "PUT", "/v1/subscriptions/hook", json={"url": receiver.script("/hook")}
+        )
+        assert status == 201
+        status, rotated = await api.call("POST", "/v1/subscriptions/hook/rotate-secret")
+        assert status == 200
+        _, view = await api.call("GET", "/v1/subscriptions/hook")
+    old, new = created["secret"], rotated["secret"]
+    assert old != new
+    assert "secret" not in view
+    assert all(old not in json.dumps(s) for s in view["secrets"]), "shown once, at creation"
+    await _publish(kafka_bootstrap, topics, _alert(1))
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)) as notifier:
+        [request] = await receiver.wait_for(lambda rs: len(rs) >= 1)
+    # Stopped: every delivery in flight has settled and been counted.
+    sample = notifier.registry.get_sample_value
+    assert sample("newsalert_notifier_deliveries_total", {"outcome": "delivered"}) == 1
+    assert sample("newsalert_notifier_attempts_total", {"outcome": "delivered"}) == 1
+    assert sample("newsalert_notifier_end_to_end_seconds_count") == 1
+    assert len(request.headers["webhook-signature"].split()) == 2
+    for secret in (old, new):
+        Webhook(secret).verify(request.body, request.headers)
+        _verify_by_hand(secret, request.headers, request.body)
+
+
+async def test_a_huge_response_body_is_not_read_past_64_kib(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/chatty", Answer(200, body=b"x" * (20 * 1024 * 1024)))
+    await _publish(kafka_bootstrap, topics, _subscription("chatty", url, new_secret()), _alert(1))
+    async with _notifier(_settings(kafka_bootstrap, topic_prefix)) as notifier:
+        records = await read_until(kafka_bootstrap, topics.deliveries.name, lambda rs: rs)
+        assert notifier.registry.get_sample_value(
+            "newsalert_notifier_deliveries_total", {"outcome": "delivered"}
+        )
+    assert json.loads(records[0].value)["outcome"] == "delivered"

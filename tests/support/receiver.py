@@ -29,6 +29,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    body: bytes = b""
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Receiver:
         async with self._arrived:
             self.requests.append(Received(path, dict(request.headers), body, time.monotonic()))
             self._arrived.notify_all()
-        return web.Response(status=answer.status, headers=answer.headers)
+        return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
 
 @asynccontextmanager
