@@ -18,8 +18,8 @@ from services.common.broker import BrokerError, LocalBroker
 from services.common.kafka import ensure_topics
 from services.common.settings import LocalKafkaSettings
 from services.common.topics import Topics, build_topics
+from services.demo.processes import ServiceProcess, free_port
 from tests.support.ingest import RETRY_SCHEDULE_S
-from tests.support.processes import ServiceProcess, free_port
 
 _HERE = Path(__file__).resolve().parent
 

@@ -11,11 +11,11 @@ from schemas.article import Article
 from schemas.watchlist import RuleRecord, WatchlistRule
 from services.common.kafka import encode
 from services.common.topics import Topics, record_key
+from services.demo.processes import ServiceProcess, metric
 from services.matcher.alerts import match_record
 from services.matcher.engine.matcher import Matcher
 from tests.integration.conftest import MatcherFactory
 from tests.support.kafka_io import TopicReader, produce
-from tests.support.processes import ServiceProcess, metric
 
 TENANT = "acme"
 WORDS = (

@@ -11,13 +11,13 @@ from typing import Any
 from schemas.alert import Alert
 from schemas.article import Article, RejectedRecord
 from services.common.topics import Topics
+from services.demo.processes import ServiceProcess, metric
 from services.matcher.alerts import match_record
 from services.matcher.engine.loading import parse_watchlist
 from services.matcher.engine.matcher import Matcher
 from tests.integration.conftest import MatcherFactory
 from tests.support.ingest import ingest_settings, running_ingest
 from tests.support.kafka_io import TopicReader, produce, read_until
-from tests.support.processes import ServiceProcess, metric
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 KEY = "na_demo-key-for-matcher-tests-0123"

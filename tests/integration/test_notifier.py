@@ -25,11 +25,11 @@ from services.cli.main import main
 from services.common.kafka import encode
 from services.common.settings import NotifierSettings
 from services.common.topics import Topics, record_key
+from services.demo.receiver import Answer, Receiver, running_receiver
 from services.ingest.api import new_secret
 from services.notifier.service import Notifier
 from tests.support.ingest import RETRY_SCHEDULE_S, ingest_settings, running_ingest
 from tests.support.kafka_io import produce, read_until
-from tests.support.receiver import Answer, Receiver, running_receiver
 
 FAST_RETRIES = [0.3, 0.6, 0.9]  # as many steps as the test topics have retry queues
 NOW = datetime.now(UTC)

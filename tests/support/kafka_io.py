@@ -13,12 +13,13 @@ from services.common.kafka import make_consumer, make_producer
 async def produce(
     bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]
 ) -> None:
-    """Send (key, value) records and wait for their acknowledgement."""
+    """Send (key, value) records, in order, and wait until Kafka acknowledged every one."""
     producer = make_producer(bootstrap)
     await producer.start()
     try:
-        for key, value in items:
-            await producer.send_and_wait(topic, value=value, key=key)
+        # All in flight at once (the idempotent producer keeps their order per partition).
+        pending = [await producer.send(topic, value=value, key=key) for key, value in items]
+        await asyncio.gather(*pending)
     finally:
         await producer.stop()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: `python -m` runs from here
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ class ServiceProcess:
     def start(self) -> None:
         """Launch the process (returns at once; see `wait_ready`)."""
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", self.module],
             cwd=ROOT,
             env={**os.environ, **self.env},
