@@ -188,6 +188,9 @@ def free_ports(count: int) -> list[int]:
 def port_in_use(port: int) -> bool:
     """Whether something already listens on 127.0.0.1:`port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the broker binds: connections of a previous run lingering in TIME_WAIT do not
+        # keep it from starting again on the same port, so they must not count here either.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:

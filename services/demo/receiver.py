@@ -80,14 +80,20 @@ class Receiver:
 
 
 @asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
-    """A receiver listening on a free 127.0.0.1 port."""
-    receiver = Receiver()
+async def running_receiver(
+    port: int = 0, receiver: Receiver | None = None
+) -> AsyncIterator[Receiver]:
+    """A receiver listening on 127.0.0.1 (a free port by default).
+
+    Pass the `receiver` of an earlier run and its port to bring it back after an outage,
+    with everything it recorded.
+    """
+    receiver = receiver or Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     receiver.url = f"http://127.0.0.1:{port}"

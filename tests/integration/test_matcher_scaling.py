@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,85 +11,11 @@ from schemas.watchlist import RuleRecord, WatchlistRule
 from services.common.kafka import encode
 from services.common.topics import Topics, record_key
 from services.demo.processes import ServiceProcess, metric
-from services.matcher.alerts import match_record
-from services.matcher.engine.matcher import Matcher
 from tests.integration.conftest import MatcherFactory
 from tests.support.kafka_io import TopicReader, produce
+from tests.support.workload import expected_alert_ids, synthetic_workload
 
 TENANT = "acme"
-WORDS = (
-    "minister",
-    "defence",
-    "china",
-    "russia",
-    "moscow",
-    "beijing",
-    "drills",
-    "navy",
-    "army",
-    "summit",
-    "talks",
-    "trade",
-    "sanctions",
-    "ukraine",
-    "war",
-    "border",
-    "treaty",
-    "parliament",
-    "election",
-    "vote",
-    "budget",
-    "energy",
-    "gas",
-    "oil",
-    "pipeline",
-    "market",
-    "shares",
-    "bank",
-    "rates",
-    "inflation",
-    "court",
-    "ruling",
-    "police",
-    "strike",
-    "union",
-    "football",
-    "league",
-    "cup",
-    "final",
-)
-
-
-def _workload(
-    articles: int, rules: int, seed: int = 7
-) -> tuple[list[WatchlistRule], list[Article]]:
-    """Rules of two-word phrases and articles of random words: some match, most do not."""
-    rng = random.Random(seed)
-    watch = [
-        WatchlistRule(
-            id=f"r{n}", name=f"Rule {n}", any=[f"{rng.choice(WORDS)} {rng.choice(WORDS)}"]
-        )
-        for n in range(rules)
-    ]
-    now = datetime.now(UTC)
-    stream = [
-        Article(
-            article_id=f"a{n:05d}",
-            title=" ".join(rng.choices(WORDS, k=6)),
-            body=" ".join(rng.choices(WORDS, k=60)),
-            received_at=now,
-        )
-        for n in range(articles)
-    ]
-    return watch, stream
-
-
-def _expected(rules: list[WatchlistRule], articles: list[Article]) -> set[str]:
-    matcher, errors = Matcher.build((TENANT, r) for r in rules)
-    assert not errors
-    return {
-        match_record(m, a.article_id).alert_id for a in articles for m in matcher.match(a).matches
-    }
 
 
 async def _load(bootstrap: str, topics: Topics, rules: list[WatchlistRule]) -> None:
@@ -119,8 +44,8 @@ async def _stream(bootstrap: str, topics: Topics, articles: list[Article]) -> No
 async def test_two_workers_split_the_partitions_and_produce_what_one_would(
     kafka_bootstrap: str, topics: Topics, start_matcher: MatcherFactory
 ) -> None:
-    rules, articles = _workload(articles=600, rules=40)
-    expected = _expected(rules, articles)
+    rules, articles = synthetic_workload(articles=600, rules=40)
+    expected = expected_alert_ids(TENANT, rules, articles)
     assert len(expected) > 100
     await _load(kafka_bootstrap, topics, rules)
     first, second = start_matcher(), start_matcher()
@@ -142,8 +67,8 @@ async def test_two_workers_split_the_partitions_and_produce_what_one_would(
 async def test_a_worker_killed_mid_stream_loses_no_alert(
     kafka_bootstrap: str, topics: Topics, start_matcher: MatcherFactory
 ) -> None:
-    rules, articles = _workload(articles=3000, rules=40, seed=11)
-    expected = _expected(rules, articles)
+    rules, articles = synthetic_workload(articles=3000, rules=40, seed=11)
+    expected = expected_alert_ids(TENANT, rules, articles)
     await _load(kafka_bootstrap, topics, rules)
     victim, survivor = start_matcher(), start_matcher()
     await victim.wait_ready()
