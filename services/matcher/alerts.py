@@ -60,12 +60,16 @@ def build_alert(
     match: RuleMatch,
     article: Article,
     *,
+    summary: ArticleSummary | None = None,
     story_id: str,
     first_of_story: bool,
     story_sources: list[str],
     matched_at: datetime,
 ) -> Alert:
-    """The alert for one (rule, article) match; its id depends only on rule and article."""
+    """The alert for one (rule, article) match; its id depends only on rule and article.
+
+    `summary` (`summary_of(article)`) may be passed in, to share one among an article's alerts.
+    """
     evidence, snippet = evidence_of(match)
     rule = match.rule.rule
     return Alert(
@@ -76,7 +80,7 @@ def build_alert(
         rule_version=match.rule_version,
         severity=rule.severity,
         tags=list(rule.tags),
-        article=summary_of(article),
+        article=summary or summary_of(article),
         evidence=evidence,
         snippet=snippet,
         story_id=story_id,

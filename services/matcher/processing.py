@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from schemas.alert import Alert
 from schemas.article import Article
 from schemas.story import StoryRecord
-from services.matcher.alerts import build_alert
+from services.matcher.alerts import build_alert, summary_of
 from services.matcher.engine.errors import RuleError
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
@@ -68,10 +68,12 @@ class ArticleProcessor:
         story = self.stories.assign(
             article.article_id, article.source, article.received_at, article.title, article.body
         )
+        summary = summary_of(article)
         alerts = [
             build_alert(
                 match,
                 article,
+                summary=summary,
                 story_id=story.story_id,
                 first_of_story=self.stories.first_for_rule(
                     article.article_id, match.tenant, match.rule_id

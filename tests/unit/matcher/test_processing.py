@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from schemas.alert import Alert
 from schemas.article import Article
 from schemas.watchlist import RuleRecord, WatchlistRule
 from services.matcher.alerts import match_record
@@ -109,3 +110,14 @@ def test_a_rule_key_names_a_tenant_and_a_rule() -> None:
     assert parse_rule_key("acme/li-shangfu") == ("acme", "li-shangfu")
     assert parse_rule_key("no-slash") is None
     assert parse_rule_key("/rule") is None
+
+
+def test_an_alert_survives_the_round_trip_through_its_json() -> None:
+    processor = ArticleProcessor(StoryIndex())
+    for article in _seed_articles():
+        for alert in processor.process(
+            article.model_dump_json().encode(), _seed_matcher(), NOW
+        ).alerts:
+            again = Alert.model_validate_json(alert.model_dump_json())
+            assert again == alert
+            assert again.evidence
