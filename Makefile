@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint typecheck schemas test test-unit test-integration bench demo kafka-up kafka-down clean
+.PHONY: help venv system-deps lint typecheck schemas check-deploy test test-unit test-integration bench faults demo kafka-up kafka-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project with its dev extras
 
-system-deps: ## install the Debian tools the tests use (kcat), where missing
+system-deps: ## install the Debian tools the tests use (kcat, prometheus, docker-compose), where missing
 	@command -v kcat >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat; }
+	@# prometheus brings promtool too; no recommends (node-exporter), and the tests start their own.
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v docker-compose >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 	@command -v mvn >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq maven; }
 
@@ -43,17 +46,25 @@ test-unit: $(STAMP) ## unit tests only (no broker, seconds)
 test-integration: $(STAMP) system-deps ## integration tests against a real local Kafka broker
 	$(VENV)/bin/pytest tests/integration -q
 
-test: $(STAMP) system-deps lint typecheck ## everything CI runs: lint, types, unit and integration tests
+check-deploy: system-deps ## promtool on the Prometheus config, alert rules and their tests; docker-compose config
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+	docker-compose -f docker-compose.yml config --quiet
+
+test: $(STAMP) system-deps lint typecheck check-deploy ## everything CI runs: lint, types, deploy files, unit and integration tests
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP) ## benchmarks; numbers go to tests/bench/results/
 	$(PY) -m tests.bench.engine
 	$(PY) -m tests.bench.stories
+	$(PY) -m tests.bench.matcher_worker
 
-demo: $(STAMP) ## (coming in issue 8) for now: the offline dry run of the seed watchlist
-	@echo "The full demo (Kafka, the three services, a webhook receiver) is coming: issue 8."
-	@echo "Meanwhile, the seed watchlist run offline over the seed articles:"
-	$(VENV)/bin/newsalert match --rules seeds/watchlist.yaml --input seeds --summary >/dev/null
+faults: $(STAMP) system-deps ## fault injection at full size: 5,000 BBC articles, 1,000 rules
+	NEWSALERT_FAULT_ARTICLES=5000 $(VENV)/bin/pytest tests/integration/test_faults.py -q -s
+
+demo: $(STAMP) system-deps ## the seeds end to end: Kafka, the three services, a webhook receiver (ARGS=--keep-running)
+	$(PY) -m services.demo $(ARGS)
 
 kafka-up: $(STAMP) system-deps ## start the local broker on 127.0.0.1:9092 in the background
 	$(VENV)/bin/newsalert kafka up

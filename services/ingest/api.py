@@ -65,6 +65,7 @@ from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.loading import parse_watchlist
 
 SECRET_BYTES = 32
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass
@@ -184,7 +185,9 @@ def create_app(state: IngestState) -> FastAPI:
                 route = getattr(candidate, "path", "unmatched")
                 break
         response: Response = await call_next(request)
-        state.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        # Any word is a method to HTTP: a client must not be able to mint new series.
+        method = request.method if request.method in _METHODS else "other"
+        state.metrics.requests.labels(route, method, str(response.status_code)).inc()
         state.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
         return response
 

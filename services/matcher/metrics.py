@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.common import Severity
 from services.common.metrics import LATENCY_BUCKETS
 
 # A full compile of 100k rules takes seconds; one rule's update well under one.
@@ -27,7 +28,20 @@ class MatcherMetrics:
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> MatcherMetrics:
-        """Create the metrics on `registry`."""
+        """Create the metrics on `registry`, every label value present from the start.
+
+        A series that appears only at its first increment hides that increment from
+        `increase()`: alerts on dead letters would miss the first one.
+        """
+        metrics = cls._create(registry)
+        for outcome in ("matched", "unmatched", "dead_letter"):
+            metrics.articles.labels(outcome)
+        for severity in Severity:
+            metrics.alerts.labels(severity.value)
+        return metrics
+
+    @classmethod
+    def _create(cls, registry: CollectorRegistry) -> MatcherMetrics:
         return cls(
             articles=Counter(
                 "newsalert_matcher_articles_total",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.delivery import OutcomeKind
 from services.common.metrics import LATENCY_BUCKETS
 
 
@@ -24,13 +25,26 @@ class NotifierMetrics:
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> NotifierMetrics:
-        """Create the metrics on `registry`."""
+        """Create the metrics on `registry`, every label value present from the start.
+
+        A series that appears only at its first increment hides that increment from
+        `increase()`: the dead-letter and failure-ratio alerts would miss it.
+        """
+        metrics = cls._create(registry)
+        for outcome in ("delivered", "retry", "gone", "failed", "dead_letter", "dropped"):
+            metrics.deliveries.labels(outcome)
+        for outcome in OutcomeKind:
+            metrics.attempts.labels(outcome.value)
+        return metrics
+
+    @classmethod
+    def _create(cls, registry: CollectorRegistry) -> NotifierMetrics:
         return cls(
             deliveries=Counter(
                 "newsalert_notifier_deliveries_total",
                 "Deliveries (alert x subscription) settled, by outcome: delivered, retry "
                 "(queued for a later attempt), gone (410: subscription disabled), failed, "
-                "dead_letter.",
+                "dead_letter, dropped (the subscription was deleted meanwhile).",
                 ["outcome"],
                 registry=registry,
             ),

@@ -75,10 +75,11 @@ def test_sources_walk_folders_recursively_and_skip_other_files(tmp_path: Path) -
     assert found.total_bytes == 9
 
 
-def test_the_seeds_folder_is_two_text_articles_and_a_skipped_watchlist() -> None:
+def test_the_seeds_folder_is_two_text_articles_and_skipped_yaml_files() -> None:
     found = find_sources([str(SEEDS)])
     assert [Path(s.path).suffix for s in found.files] == [".txt", ".txt"]
-    assert found.skipped == [str(SEEDS / "watchlist.yaml")]
+    assert found.skipped == [str(p) for p in sorted(SEEDS.glob("*.yaml"))]
+    assert str(SEEDS / "watchlist.yaml") in found.skipped
 
 
 def test_missing_and_non_article_paths_are_problems(tmp_path: Path) -> None:
