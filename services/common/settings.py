@@ -7,6 +7,7 @@ down explicitly; nothing reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,16 @@ _ENV = SettingsConfigDict(env_prefix="NEWSALERT_", extra="ignore")
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "newsalert"
+
+
+class LoggingSettings(BaseSettings):
+    """How much a service logs (JSON lines on stderr)."""
+
+    model_config = _ENV
+
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged: debug, info, warning or error."
+    )
 
 
 class KafkaSettings(BaseSettings):
@@ -78,7 +89,7 @@ class WebhookPolicySettings(BaseSettings):
     )
 
 
-class IngestSettings(KafkaSettings, WebhookPolicySettings):
+class IngestSettings(KafkaSettings, WebhookPolicySettings, LoggingSettings):
     """The ingest service: HTTP API, limits, API keys, feeds."""
 
     model_config = _ENV
@@ -111,7 +122,7 @@ class IngestSettings(KafkaSettings, WebhookPolicySettings):
     feed_interval_s: float = Field(default=300, gt=0, description="Seconds between feed polls.")
 
 
-class MatcherSettings(KafkaSettings):
+class MatcherSettings(KafkaSettings, LoggingSettings):
     """The matcher worker: its consumer group, its web port, story grouping."""
 
     model_config = _ENV
@@ -146,7 +157,7 @@ class ClientSettings(BaseSettings):
     )
 
 
-class NotifierSettings(KafkaSettings, WebhookPolicySettings):
+class NotifierSettings(KafkaSettings, WebhookPolicySettings, LoggingSettings):
     """The notifier: webhook delivery limits, endpoint health, its web port."""
 
     model_config = _ENV

@@ -6,13 +6,16 @@ import asyncio
 import signal
 import sys
 
+from services.common.logs import configure_logging
 from services.common.settings import IngestSettings
 from services.ingest.service import IngestService
 
 
 async def _main() -> None:
     try:
-        service = IngestService(IngestSettings())
+        settings = IngestSettings()
+        configure_logging("ingest", settings.log_level)
+        service = IngestService(settings)
     except (ValueError, OSError) as exc:  # bad keys, feed URLs or settings: say which, exit
         sys.exit(f"newsalert ingest: {exc}")
     state = await service.start()

@@ -7,6 +7,7 @@ waits for Kafka's acknowledgement, remembers the id and counts the outcome.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -17,6 +18,8 @@ from schemas.article import ArticleIn
 from services.ingest.identity import complete_article
 from services.ingest.publisher import Publisher
 from services.ingest.views import RecentArticleIds
+
+log = logging.getLogger(__name__)
 
 
 class ArticleIntake:
@@ -69,6 +72,7 @@ class ArticleIntake:
             await pending.wait()
         if article_id in self._recent:
             self._articles.labels("duplicate", "").inc()
+            log.info("article is a duplicate", extra={"article_id": article_id})
             return ArticleReceipt(line=line, article_id=article_id, status=ArticleStatus.DUPLICATE)
         done = self._publishing[article_id] = asyncio.Event()
         try:
@@ -78,6 +82,7 @@ class ArticleIntake:
             del self._publishing[article_id]
             done.set()
         self._articles.labels("accepted", "").inc()
+        log.info("article published", extra={"article_id": article_id, "source": article.source})
         return ArticleReceipt(line=line, article_id=article_id, status=ArticleStatus.ACCEPTED)
 
     def refused(self, reason: str, count: int = 1) -> None:

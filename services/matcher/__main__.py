@@ -7,12 +7,12 @@ the article partitions between them, and each holds every rule.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 import faust
 
 from services.common.kafka import ensure_topics, wait_until_ready
+from services.common.logs import configure_logging
 from services.common.settings import MatcherSettings
 from services.matcher.worker import MatcherWorker
 
@@ -30,13 +30,13 @@ def main() -> None:
         settings = MatcherSettings()
     except ValueError as exc:
         sys.exit(f"newsalert matcher: {exc}")
+    configure_logging("matcher", settings.log_level)
     worker = MatcherWorker(settings)
     asyncio.run(_prepare(settings, worker))
     # A fresh loop for faust: asyncio.run closed the one above.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    faust.Worker(
-        worker.app, loglevel=logging.getLevelName(logging.WARNING), quiet=True
-    ).execute_from_commandline()
+    # Our JSON logging stays: faust must not install its own console handlers.
+    faust.Worker(worker.app, quiet=True, override_logging=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

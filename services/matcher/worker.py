@@ -137,6 +137,14 @@ class MatcherWorker:
                 await self._stories.send(key=evicted.encode(), value=None)
             self.metrics.stories.set(len(self.stories.index))
         self.metrics.articles.labels("matched" if outcome.alerts else "unmatched").inc()
+        if outcome.alerts:
+            log.info(
+                "alerts produced",
+                extra={
+                    "article_id": outcome.alerts[0].article.article_id,
+                    "alert_ids": [a.alert_id for a in outcome.alerts],
+                },
+            )
         self.metrics.match_seconds.observe(time.perf_counter() - started)
         self._record_lag(message)
 

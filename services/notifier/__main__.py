@@ -7,6 +7,7 @@ import signal
 import sys
 
 from services.common.kafka import wait_until_ready
+from services.common.logs import configure_logging
 from services.common.settings import NotifierSettings
 from services.notifier.service import Notifier
 
@@ -16,6 +17,7 @@ async def _main() -> None:
         settings = NotifierSettings()
     except ValueError as exc:
         sys.exit(f"newsalert notifier: {exc}")
+    configure_logging("notifier", settings.log_level)
     await wait_until_ready(settings.bootstrap_servers, 60)
     notifier = Notifier(settings)
     stop = asyncio.Event()

@@ -270,6 +270,19 @@ class Notifier:
             attempted_at=started,
         )
         self.metrics.attempts.labels(decision.outcome.value).inc()
+        log.info(
+            "webhook attempt",
+            extra={
+                "alert_id": alert.alert_id,
+                "article_id": alert.article.article_id,
+                "tenant": alert.tenant,
+                "subscription": subscription.id,
+                "attempt": task.next_attempt,
+                "outcome": decision.outcome.value,
+                "status": response.status,
+                "error": response.error,
+            },
+        )
         self.metrics.delivery_seconds.observe(response.seconds)
         await self._send(
             self.topics.deliveries.name, record_key(alert.tenant, subscription.id), attempt

@@ -101,3 +101,30 @@ async def test_the_seeds_become_signed_webhooks_and_kcat_sees_the_same_alerts(
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     seen = {json.loads(line)["alert_id"] for line in out.decode().splitlines() if line}
     assert seen == expected
+
+
+def _log_lines(stack: Stack, service: str) -> list[dict[str, object]]:
+    lines = stack.processes[service].log_path.read_text("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+async def test_the_logs_of_all_three_services_are_json_and_follow_one_article(
+    stack: Stack, receiver: Receiver
+) -> None:
+    key = stack.api_keys[TENANT]
+    async with aiohttp.ClientSession() as http:
+        await configure(http, stack.url("ingest"), key, receiver)
+        articles = await ingest_seeds(http, stack.url("ingest"), key)
+        await await_deliveries(stack, receiver, len(articles))
+    alert_ids = {r.headers["webhook-id"] for r in receiver.requests}
+    first = articles[0]
+    ingest = _log_lines(stack, "ingest")
+    matcher = _log_lines(stack, "matcher")
+    notifier = _log_lines(stack, "notifier")
+    assert any(line.get("article_id") == first for line in ingest)
+    produced = [line for line in matcher if line.get("article_id") == first]
+    assert produced
+    assert set(produced[0]["alert_ids"]) <= alert_ids  # type: ignore[arg-type]
+    delivered = {line["alert_id"] for line in notifier if line.get("outcome") == "delivered"}
+    assert delivered == alert_ids
+    assert all(line["service"] == "notifier" for line in notifier)

@@ -225,3 +225,24 @@ async def test_a_receiver_outage_mid_stream_loses_no_alert(
         started = time.monotonic()
         duplicates = await Run(stack, receiver, expected).go(rules, articles, {0.5: outage})
     _report("receiver down 3 s", expected, duplicates, started)
+
+
+@pytest.mark.parametrize("service", ["ingest", "matcher", "notifier"])
+async def test_sigterm_mid_stream_is_a_clean_stop_that_loses_nothing(
+    service: str,
+    stack: Stack,
+    receiver: Receiver,
+    workload: tuple[list[WatchlistRule], list[Article], set[str]],
+) -> None:
+    rules, articles, expected = workload
+    exit_codes: list[int | None] = []
+
+    async def stop_and_start(_: float) -> None:
+        exit_codes.append(await asyncio.to_thread(stack.processes[service].stop))
+        stack.start_service(service)
+        await stack.processes[service].wait_ready()
+
+    started = time.monotonic()
+    duplicates = await Run(stack, receiver, expected).go(rules, articles, {0.5: stop_and_start})
+    assert exit_codes == [0], f"{service} did not exit cleanly on SIGTERM"
+    _report(f"SIGTERM {service}", expected, duplicates, started)
