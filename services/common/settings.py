@@ -178,7 +178,7 @@ class NotifierSettings(KafkaSettings, WebhookPolicySettings, LoggingSettings):
         default=64 * 1024, ge=0, description="Most of a webhook response body read."
     )
     webhook_concurrency: int = Field(
-        default=8, ge=1, le=256, description="Requests in flight to one subscription at a time."
+        default=16, ge=1, le=256, description="Requests in flight to one subscription at a time."
     )
     webhook_backlog: int = Field(
         default=200,

@@ -20,6 +20,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    wall: float  # time.time(), to compare with timestamps from other processes
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class Receiver:
         if answer.delay_s:
             await asyncio.sleep(answer.delay_s)  # the slow endpoint being simulated
         async with self._arrived:
-            self.requests.append(Received(path, dict(request.headers), body, time.monotonic()))
+            self.requests.append(
+                Received(path, dict(request.headers), body, time.monotonic(), time.time())
+            )
             self._arrived.notify_all()
         return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 

@@ -180,6 +180,9 @@ class MatcherWorker:
             value_serializer="raw",
             key_serializer="raw",
             producer_acks=-1,
+            # An article's alerts and story record leave together: a few ms of linger turns
+            # fifty produce requests into a few.
+            producer_linger=0.005,
             topic_partitions=s.partitions,
             topic_allow_declare=False,
             topic_disable_leader=True,

@@ -233,17 +233,9 @@ class Notifier:
             first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
             await self._queue(task, task.attempts, first_step)
             return
-        lane.waiting += 1
-        try:
-            await lane.slots.acquire()
-        finally:
-            lane.waiting -= 1
-        try:
-            await self._attempt(task, subscription)
-        finally:
-            lane.slots.release()
+        await self._attempt(task, subscription, lane)
 
-    async def _attempt(self, task: DeliveryTask, subscription: Subscription) -> None:
+    async def _attempt(self, task: DeliveryTask, subscription: Subscription, lane: _Lane) -> None:
         alert = task.alert
         started = self._clock()
         body = webhook_body(alert)  # the event time: the same body on every retry
@@ -252,7 +244,17 @@ class Notifier:
         except NoActiveSecretError as exc:
             await self._dead_letter(task, task.attempts, str(exc))
             return
-        response = await self._client.post(subscription.url, body, headers)
+        # The lane's slot is held for the HTTP request only: recording its outcome in Kafka
+        # must not keep the next request to this endpoint waiting.
+        lane.waiting += 1
+        try:
+            await lane.slots.acquire()
+        finally:
+            lane.waiting -= 1
+        try:
+            response = await self._client.post(subscription.url, body, headers)
+        finally:
+            lane.slots.release()
         finished = self._clock()
         retry_after = parse_retry_after(response.retry_after, finished)
         decision = self.schedule.decide(
@@ -284,8 +286,12 @@ class Notifier:
             },
         )
         self.metrics.delivery_seconds.observe(response.seconds)
-        await self._send(
-            self.topics.deliveries.name, record_key(alert.tenant, subscription.id), attempt
+        # An audit record, not a hand-off: no need to wait for its ack here. `_commit` flushes
+        # the producer before it commits any offset, so it is in Kafka by then.
+        await self._producer.send(
+            self.topics.deliveries.name,
+            key=record_key(alert.tenant, subscription.id).encode(),
+            value=encode(attempt),
         )
         attempts = [*task.attempts, attempt]
         health = self.health(alert.tenant, subscription.id)
@@ -521,9 +527,12 @@ class Notifier:
     async def _commit(self) -> None:
         await self._publish_health()
         sources = [s for s in (self._alerts, *self._queues, self._replays) if s is not None]
+        # Offsets first, then the flush: every record the settled deliveries wrote (their
+        # audit records too) is acknowledged before the offsets that cover them are committed.
+        ready = [(source, source.tracker.committable()) for source in sources]
+        await self._producer.flush()
         queued = 0
-        for source in sources:
-            offsets = source.tracker.committable()
+        for source, offsets in ready:
             owned = source.consumer.assignment()
             offsets = {tp: o for tp, o in offsets.items() if tp in owned}
             if offsets:

@@ -1,0 +1,210 @@
+"""End to end at fixed rates: BBC articles into the ingest API, webhooks out to a receiver.
+
+The whole system as `make demo` runs it (a broker, the three services as processes, a
+receiver on loopback), with 10k generated rules. For each rate the corpus is replayed for
+a fixed time, one NDJSON batch every 100 ms; latency is the time from the ingest API's
+acceptance of an article (its `received_at`) to a webhook of it arriving at the receiver.
+A rate is sustained when every expected webhook arrived within two seconds after the
+sending stopped.
+
+python -m tests.bench.end_to_end [--rules 10000] [--rates 100,200,500,1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+
+from schemas.article import Article
+from schemas.watchlist import WatchlistRule
+from services.demo.receiver import Receiver, running_receiver
+from services.demo.scenario import call
+from services.demo.stack import Stack
+from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
+from tests.support.workload import expected_alert_ids
+
+RESULTS = Path(__file__).parent / "results"
+TENANT = "bench"
+TICK_S = 0.1
+DRAIN_S = 2.0  # after sending stops, every webhook must be in within this
+GIVE_UP_S = 60.0
+RULES_PER_REQUEST = 2000  # keeps a watchlist body under the 1 MiB limit
+
+
+async def _load_rules(
+    http: aiohttp.ClientSession, api: str, key: str, rules: list[WatchlistRule]
+) -> None:
+    for start in range(0, len(rules), RULES_PER_REQUEST):
+        chunk = rules[start : start + RULES_PER_REQUEST]
+        watchlist = {
+            "tenant": TENANT,
+            "rules": [r.model_dump(mode="json", exclude_none=True) for r in chunk],
+        }
+        await call(http, key, "POST", f"{api}/v1/watchlists:apply", json=watchlist)
+
+
+def _latencies(receiver: Receiver, since: int) -> list[float]:
+    """Arrival (wall clock) minus the article's acceptance, for webhooks from `since` on."""
+    found = []
+    for request in receiver.requests[since:]:
+        alert = json.loads(request.body)["data"]
+        accepted = datetime.fromisoformat(alert["article"]["received_at"]).timestamp()
+        found.append(request.wall - accepted)
+    return found
+
+
+async def _at_rate(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    receiver: Receiver,
+    articles: list[Article],
+    expected: int,
+    rate: int,
+) -> dict[str, object]:
+    key = stack.api_keys[TENANT]
+    url = stack.url("ingest") + "/v1/articles"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
+    before = len(receiver.requests)
+    per_tick = max(1, round(rate * TICK_S))
+    started = time.monotonic()
+    behind = 0
+    for tick, begin in enumerate(range(0, len(articles), per_tick)):
+        due = started + tick * TICK_S
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the fixed rate is the point of this benchmark
+        else:
+            behind += 1
+        lines = "\n".join(
+            json.dumps({"id": a.article_id, "title": a.title, "body": a.body})
+            for a in articles[begin : begin + per_tick]
+        )
+        async with http.post(url, data=lines.encode(), headers=headers) as response:
+            assert response.status < 300, await response.text()
+    sent_for = time.monotonic() - started
+    try:
+        await receiver.wait_for(lambda rs: len(rs) - before >= expected, DRAIN_S)
+        sustained = behind <= 1
+    except TimeoutError:
+        sustained = False
+        try:
+            await receiver.wait_for(lambda rs: len(rs) - before >= expected, GIVE_UP_S)
+        except TimeoutError:
+            pass
+    latencies = sorted(_latencies(receiver, before))
+    arrived = len(latencies)
+
+    def pct(p: int) -> float | None:
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 1)
+
+    return {
+        "rate": rate,
+        "articles": len(articles),
+        "sent_in_s": round(sent_for, 2),
+        "webhooks_expected": expected,
+        "webhooks_arrived": arrived,
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        "sustained": sustained,
+    }
+
+
+async def _run(
+    rules: list[WatchlistRule], corpus: list[Article], rates: list[int], seconds: float, work: Path
+) -> list[dict[str, object]]:
+    key = "na_" + secrets.token_urlsafe(24)
+    stack = Stack(work, {TENANT: key}, prefix="bench.", env={"NEWSALERT_LOG_LEVEL": "warning"})
+    rows = []
+    try:
+        await asyncio.to_thread(stack.start_broker)
+        await stack.start()
+        async with running_receiver() as receiver, aiohttp.ClientSession() as http:
+            api = stack.url("ingest")
+            await _load_rules(http, api, key, rules)
+            subscription = {"url": receiver.url + "/hook", "filter": {"first_of_story_only": False}}
+            await call(http, key, "PUT", f"{api}/v1/subscriptions/hook", json=subscription)
+            offset = 0
+            for rate in rates:
+                count = int(rate * seconds)
+                articles = [
+                    corpus[(offset + n) % len(corpus)].model_copy(
+                        update={"article_id": f"r{rate}-{n}"}
+                    )
+                    for n in range(count)
+                ]
+                offset += count
+                expected = len(expected_alert_ids(TENANT, rules, articles))
+                row = await _at_rate(http, stack, receiver, articles, expected, rate)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    finally:
+        await asyncio.to_thread(stack.stop)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 also when the corpus is absent (with a message)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rules", type=int, default=10_000)
+    parser.add_argument("--rates", default="100,200,500,1000")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args(argv)
+    if not (corpus_dir() / "train.csv").is_file():
+        print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
+        return 0
+    corpus = load_articles()
+    rules = generate_rules(build_vocabulary(corpus), args.rules)
+    rates = [int(r) for r in args.rates.split(",")]
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = asyncio.run(_run(rules, corpus, rates, args.seconds, Path(scratch)))
+    sustained = [int(r["rate"]) for r in rows if r["sustained"]]  # type: ignore[call-overload]
+    report = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "rules": len(rules),
+        "seconds_per_rate": args.seconds,
+        "rates": rows,
+        "highest_sustained_rate": max(sustained) if sustained else None,
+        "targets": {"p99_ms_at_200": 50, "sustained_rate": 1000},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = f"end_to_end_{len(rules)}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# End to end: {len(rules):,} rules, {args.seconds:g} s per rate",
+        "",
+        "| articles/s | webhooks expected | arrived | p50 ms | p95 ms | p99 ms | sustained |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['rate']} | {r['webhooks_expected']} | {r['webhooks_arrived']} | {r['p50_ms']} "
+            f"| {r['p95_ms']} | {r['p99_ms']} | {'yes' if r['sustained'] else 'no'} |"
+            for r in rows
+        ),
+        "",
+        f"Highest sustained rate: {report['highest_sustained_rate']} articles/s "
+        "(targets: p99 <= 50 ms at 200 articles/s; sustained >= 1,000 articles/s).",
+        "",
+    ]
+    markdown = "\n".join(lines)
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
