@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import secrets
@@ -98,10 +99,8 @@ async def _at_rate(
         sustained = behind <= 1
     except TimeoutError:
         sustained = False
-        try:
+        with contextlib.suppress(TimeoutError):
             await receiver.wait_for(lambda rs: len(rs) - before >= expected, GIVE_UP_S)
-        except TimeoutError:
-            pass
     latencies = sorted(_latencies(receiver, before))
     arrived = len(latencies)
 
