@@ -91,8 +91,15 @@ async def _at_rate(
             json.dumps({"id": a.article_id, "title": a.title, "body": a.body})
             for a in articles[begin : begin + per_tick]
         )
-        async with http.post(url, data=lines.encode(), headers=headers) as response:
-            assert response.status < 300, await response.text()
+        for retry in range(3):
+            try:
+                async with http.post(url, data=lines.encode(), headers=headers) as response:
+                    assert response.status < 300, await response.text()
+                break
+            except aiohttp.ServerDisconnectedError:
+                # A kept-alive connection the server closed while we waited for a drain.
+                if retry == 2:
+                    raise
     sent_for = time.monotonic() - started
     try:
         await receiver.wait_for(lambda rs: len(rs) - before >= expected, DRAIN_S)

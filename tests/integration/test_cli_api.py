@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from services.cli.main import main
-from services.common.kafka import make_consumer, topic_partitions
 from services.common.settings import IngestSettings
 from services.common.topics import Topics
-from services.ingest.auth import hash_key
 from services.ingest.service import IngestService
+from tests.support.ingest import ingest_settings
+from tests.support.kafka_io import record_count
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -51,29 +50,11 @@ class Cli:
 
     async def records(self, topic: str) -> int:
         """How many records `topic` holds."""
-        consumer = make_consumer(self.bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            parts = [
-                TopicPartition(topic, p) for p in await topic_partitions(self.bootstrap, topic)
-            ]
-            return sum((await consumer.end_offsets(parts)).values())
-        finally:
-            await consumer.stop()
+        return await record_count(self.bootstrap, topic)
 
 
 def _settings(bootstrap: str, prefix: str, **overrides: Any) -> IngestSettings:
-    return IngestSettings(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        partitions=3,
-        retry_schedule_s=[1, 2, 3],
-        api_keys=f"demo:{hash_key(DEMO_KEY)},acme:{hash_key(ACME_KEY)}",
-        webhook_allow_http=True,
-        webhook_allow=["127.0.0.0/8"],
-        ingest_port=0,
-        **overrides,
-    )
+    return ingest_settings(bootstrap, prefix, {"demo": DEMO_KEY, "acme": ACME_KEY}, **overrides)
 
 
 @contextlib.asynccontextmanager

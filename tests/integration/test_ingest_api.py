@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -13,12 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from schemas.article import Article
-from services.common.kafka import decode, make_consumer, topic_partitions
 from services.common.settings import IngestSettings
 from services.common.topics import Topics
-from services.ingest.auth import hash_key
 from services.ingest.service import IngestService
+from tests.support.ingest import ingest_settings
+from tests.support.kafka_io import articles_in, record_count
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 ACME_KEY = "na_acme-key-for-tests-0123456789"
@@ -48,16 +46,7 @@ class Ingest:
 
 
 def _settings(bootstrap: str, prefix: str) -> IngestSettings:
-    return IngestSettings(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        partitions=3,
-        retry_schedule_s=[1, 2, 3],
-        api_keys=f"acme:{hash_key(ACME_KEY)},globex:{hash_key(GLOBEX_KEY)}",
-        webhook_allow_http=True,
-        webhook_allow=["127.0.0.0/8"],
-        ingest_port=0,
-    )
+    return ingest_settings(bootstrap, prefix, {"acme": ACME_KEY, "globex": GLOBEX_KEY})
 
 
 async def _start(bootstrap: str, topics: Topics, prefix: str) -> tuple[IngestService, str]:
@@ -75,36 +64,6 @@ async def ingest(kafka_bootstrap: str, topics: Topics, topic_prefix: str) -> Asy
     await service.stop()
 
 
-async def _articles_in_kafka(bootstrap: str, topic: str, expect: int) -> list[Article]:
-    """Read the topic from the start until `expect` records or 10 s have passed."""
-    consumer = make_consumer(bootstrap, topic, group_id=None)
-    await consumer.start()
-    found: list[Article] = []
-    try:
-
-        async def read() -> None:
-            while len(found) < expect:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found.extend(decode(Article, r.value) for r in records)
-
-        await asyncio.wait_for(read(), 10)
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def _record_count(bootstrap: str, topic: str) -> int:
-    consumer = make_consumer(bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        from aiokafka import TopicPartition
-
-        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
-        return sum((await consumer.end_offsets(parts)).values())
-    finally:
-        await consumer.stop()
-
-
 ARTICLE = {
     "url": "https://example.com/news/1?utm_source=x",
     "title": "Li Shangfu visits Moscow",
@@ -117,7 +76,7 @@ async def test_an_accepted_article_is_in_kafka_when_the_2xx_arrives(ingest: Inge
     status, body = await ingest.call("POST", "/v1/articles", json=ARTICLE)
     assert status == 202, body
     assert body["status"] == "accepted"
-    [article] = await _articles_in_kafka(ingest.bootstrap, ingest.topics.articles.name, 1)
+    [article] = await articles_in(ingest.bootstrap, ingest.topics.articles.name, 1)
     assert article.article_id == body["article_id"]
     assert article.source == "example.com"
     assert article.title == ARTICLE["title"]
@@ -132,7 +91,7 @@ async def test_the_same_article_twice_gets_the_same_id_and_is_published_once(
     second = await ingest.call("POST", "/v1/articles", json=again)
     assert first[1]["article_id"] == second[1]["article_id"]
     assert second == (202, {**second[1], "status": "duplicate"})
-    assert await _record_count(ingest.bootstrap, ingest.topics.articles.name) == 1
+    assert await record_count(ingest.bootstrap, ingest.topics.articles.name) == 1
 
 
 async def test_an_ndjson_batch_answers_line_by_line(ingest: Ingest) -> None:
@@ -153,7 +112,7 @@ async def test_an_ndjson_batch_answers_line_by_line(ingest: Ingest) -> None:
     assert refused["line"] == 2
     assert refused["status"] == "refused"
     assert refused["errors"][0]["loc"] == ["published_at"]
-    assert await _record_count(ingest.bootstrap, ingest.topics.articles.name) == 2
+    assert await record_count(ingest.bootstrap, ingest.topics.articles.name) == 2
 
 
 async def test_a_scraped_text_article_is_parsed_and_accepted(ingest: Ingest) -> None:
@@ -162,7 +121,7 @@ async def test_a_scraped_text_article_is_parsed_and_accepted(ingest: Ingest) -> 
         "POST", "/v1/articles/text", data=text.encode(), headers={"Content-Type": "text/plain"}
     )
     assert status == 202, body
-    [article] = await _articles_in_kafka(ingest.bootstrap, ingest.topics.articles.name, 1)
+    [article] = await articles_in(ingest.bootstrap, ingest.topics.articles.name, 1)
     assert article.title.startswith("Chinese defense minister heading to Russia")
     assert "Video Embed" not in article.body
     assert "Li Shangfu" in article.body
@@ -210,7 +169,7 @@ async def test_an_invalid_query_is_refused_with_its_position(ingest: Ingest) -> 
     assert status == 422
     [error] = body["detail"]["errors"]
     assert (error["rule_id"], error["where"], error["position"]) == ("bad", "query", 10)
-    assert await _record_count(ingest.bootstrap, ingest.topics.rules.name) == 0
+    assert await record_count(ingest.bootstrap, ingest.topics.rules.name) == 0
 
 
 async def test_a_watchlist_with_one_invalid_rule_publishes_nothing(ingest: Ingest) -> None:
@@ -224,7 +183,7 @@ async def test_a_watchlist_with_one_invalid_rule_publishes_nothing(ingest: Inges
     )
     assert status == 422
     assert [e["rule_id"] for e in body["detail"]["errors"]] == ["broken"]
-    assert await _record_count(ingest.bootstrap, ingest.topics.rules.name) == 0
+    assert await record_count(ingest.bootstrap, ingest.topics.rules.name) == 0
     status, body = await ingest.call(
         "POST",
         "/v1/watchlists:apply",
@@ -365,7 +324,7 @@ async def test_bad_input_is_a_clear_4xx_and_never_a_record(
     got, body = await ingest.call("POST", "/v1/articles", **request_args)
     assert got == status, body
     assert word in json.dumps(body), body
-    assert await _record_count(ingest.bootstrap, ingest.topics.articles.name) == 0
+    assert await record_count(ingest.bootstrap, ingest.topics.articles.name) == 0
 
 
 async def test_a_chunked_body_over_the_limit_is_413(ingest: Ingest) -> None:
@@ -388,7 +347,7 @@ async def test_a_batch_over_1000_articles_is_413(ingest: Ingest) -> None:
         headers={"Content-Type": "application/x-ndjson"},
     )
     assert status == 413
-    assert await _record_count(ingest.bootstrap, ingest.topics.articles.name) == 0
+    assert await record_count(ingest.bootstrap, ingest.topics.articles.name) == 0
 
 
 async def test_health_readiness_and_metrics_answer(ingest: Ingest) -> None:

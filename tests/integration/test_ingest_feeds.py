@@ -13,15 +13,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from schemas.article import Article
 from schemas.identity import article_id
-from services.common.kafka import decode, make_consumer, topic_partitions
 from services.common.settings import IngestSettings
 from services.common.topics import Topics
 from services.ingest.api import IngestState
 from services.ingest.auth import hash_key
 from services.ingest.poller import FeedOutcome, FeedPoller, PollRound
 from services.ingest.service import IngestService
+from tests.support.kafka_io import articles_in, record_count
 
 FEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 RSS = (FEEDS / "rss2.xml").read_bytes()
@@ -149,36 +148,6 @@ async def _first_round(poller: FeedPoller) -> PollRound:
         return await poller.wait_for_round(1)
 
 
-async def _articles_in_kafka(bootstrap: str, topic: str, expect: int) -> list[Article]:
-    """Read the topic from the start until `expect` records or 10 s have passed."""
-    consumer = make_consumer(bootstrap, topic, group_id=None)
-    await consumer.start()
-    found: list[Article] = []
-    try:
-
-        async def read() -> None:
-            while len(found) < expect:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found.extend(decode(Article, r.value) for r in records)
-
-        await asyncio.wait_for(read(), 10)
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def _record_count(bootstrap: str, topic: str) -> int:
-    from aiokafka import TopicPartition
-
-    consumer = make_consumer(bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
-        return sum((await consumer.end_offsets(parts)).values())
-    finally:
-        await consumer.stop()
-
-
 def _polls(state: IngestState, outcome: FeedOutcome) -> float:
     value = state.registry.get_sample_value(
         "newsalert_ingest_feed_polls_total", {"outcome": outcome.value}
@@ -208,7 +177,7 @@ async def test_feed_items_become_articles_at_start_and_a_repoll_publishes_nothin
 
         assert (first.feed(rss).outcome, first.feed(rss).accepted) == (FeedOutcome.UPDATED, 3)
         assert (first.feed(atom).outcome, first.feed(atom).accepted) == (FeedOutcome.UPDATED, 2)
-        articles = await _articles_in_kafka(kafka_bootstrap, topics.articles.name, 5)
+        articles = await articles_in(kafka_bootstrap, topics.articles.name, 5)
         assert {a.title for a in articles} == RSS_TITLES | ATOM_TITLES
         by_title = {a.title: a for a in articles}
         # Ids come from the links, as the API would derive them for the same URL.
@@ -224,7 +193,7 @@ async def test_feed_items_become_articles_at_start_and_a_repoll_publishes_nothin
             (FeedOutcome.UPDATED, 0, 3),
             (FeedOutcome.UPDATED, 0, 2),
         ]
-        assert await _record_count(kafka_bootstrap, topics.articles.name) == 5
+        assert await record_count(kafka_bootstrap, topics.articles.name) == 5
 
 
 @pytest.mark.parametrize(
@@ -261,7 +230,7 @@ async def test_an_unchanged_feed_costs_a_304_through_its_validators(
         assert name not in first_request
         assert second_request[name] == value
         assert _polls(state, FeedOutcome.NOT_MODIFIED) == 1
-        assert await _record_count(kafka_bootstrap, topics.articles.name) == 2
+        assert await record_count(kafka_bootstrap, topics.articles.name) == 2
 
 
 async def test_a_changed_feed_publishes_only_its_new_items(
@@ -285,7 +254,7 @@ async def test_a_changed_feed_publishes_only_its_new_items(
         assert feed_server.requests_to("/rss.xml")[1]["If-None-Match"] == '"v1"'
         poll = second.feed(rss)
         assert (poll.outcome, poll.accepted, poll.duplicates) == (FeedOutcome.UPDATED, 1, 3)
-        articles = await _articles_in_kafka(kafka_bootstrap, topics.articles.name, 4)
+        articles = await articles_in(kafka_bootstrap, topics.articles.name, 4)
         assert {a.title for a in articles} == {*RSS_TITLES, "Fresh item"}
         # And the new validator is the one sent next time.
         assert (await poller.poll_once()).feed(rss).outcome is FeedOutcome.NOT_MODIFIED
@@ -329,7 +298,7 @@ async def test_failing_feeds_are_counted_and_do_not_stop_the_good_one(
         assert _polls(state, FeedOutcome.UNREADABLE) == 2
         assert _polls(state, FeedOutcome.NETWORK_ERROR) == 1
         assert _polls(state, FeedOutcome.UPDATED) == 1
-        articles = await _articles_in_kafka(kafka_bootstrap, topics.articles.name, 3)
+        articles = await articles_in(kafka_bootstrap, topics.articles.name, 3)
         assert {a.title for a in articles} == RSS_TITLES
 
         # The poller is still alive: a failing feed that recovers is read the next round.
@@ -362,7 +331,7 @@ async def test_a_feed_larger_than_the_cap_is_refused_unread(
 
     assert done.feed(big).outcome is FeedOutcome.TOO_LARGE
     assert _polls(state, FeedOutcome.TOO_LARGE) == 1
-    assert await _record_count(kafka_bootstrap, topics.articles.name) == 0
+    assert await record_count(kafka_bootstrap, topics.articles.name) == 0
 
 
 async def test_a_feed_that_does_not_answer_in_time_is_a_timeout_and_others_still_arrive(
@@ -407,4 +376,4 @@ async def test_an_article_submitted_through_the_api_is_a_duplicate_in_a_feed(
             await poller.stop()
 
     assert (done.feed(rss).accepted, done.feed(rss).duplicates) == (2, 1)
-    assert await _record_count(kafka_bootstrap, topics.articles.name) == 3
+    assert await record_count(kafka_bootstrap, topics.articles.name) == 3

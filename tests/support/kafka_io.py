@@ -7,7 +7,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from services.common.kafka import make_consumer, make_producer
+from schemas.article import Article
+from services.common.kafka import make_consumer, make_producer, topic_partitions
 
 
 async def produce(
@@ -75,3 +76,22 @@ async def read_until(
     """Every record of `topic` from the start, read until `done(records)` holds."""
     async with TopicReader(bootstrap, topic) as reader:
         return await reader.until(done, timeout_s)
+
+
+async def articles_in(bootstrap: str, topic: str, expect: int) -> list[Article]:
+    """The first `expect` articles of `topic` (a TimeoutError after 10 s without them)."""
+    records = await read_until(bootstrap, topic, lambda rs: len(rs) >= expect, timeout_s=10)
+    return [Article.model_validate_json(r.value) for r in records]
+
+
+async def record_count(bootstrap: str, topic: str) -> int:
+    """How many records `topic` holds (the sum of its partitions' end offsets)."""
+    from aiokafka import TopicPartition  # type: ignore[import-untyped,unused-ignore]
+
+    consumer = make_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+        return int(sum((await consumer.end_offsets(parts)).values()))
+    finally:
+        await consumer.stop()
