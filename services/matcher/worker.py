@@ -188,6 +188,12 @@ class MatcherWorker:
             # An article's alerts and story record leave together: a few ms of linger turns
             # fifty produce requests into a few.
             producer_linger=0.005,
+            # A worker killed without goodbye holds its partitions until its session expires:
+            # 10 s (faust's default is 60) is how long the others wait before taking over.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=1.0,
+            # What a killed worker's successor redoes: at most this much work (faust: 2.8 s).
+            broker_commit_interval=1.0,
             topic_partitions=s.partitions,
             topic_allow_declare=False,
             topic_disable_leader=True,
