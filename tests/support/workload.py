@@ -55,13 +55,17 @@ WORDS = (
 
 
 def synthetic_workload(
-    articles: int, rules: int, seed: int = 7
+    articles: int, rules: int, seed: int = 7, words: tuple[str, ...] = WORDS
 ) -> tuple[list[WatchlistRule], list[Article]]:
-    """Rules of two-word phrases and articles of random words: some match, most do not."""
+    """Rules of two-word phrases and articles of random `words`: some match, most do not.
+
+    About 65 * rules / len(words)**2 matches per article: with the 39 default words and 40
+    rules, two; 1,000 rules need about 130 words for the BBC corpus's five or so.
+    """
     rng = random.Random(seed)
     watch = [
         WatchlistRule(
-            id=f"r{n}", name=f"Rule {n}", any=[f"{rng.choice(WORDS)} {rng.choice(WORDS)}"]
+            id=f"r{n}", name=f"Rule {n}", any=[f"{rng.choice(words)} {rng.choice(words)}"]
         )
         for n in range(rules)
     ]
@@ -69,8 +73,8 @@ def synthetic_workload(
     stream = [
         Article(
             article_id=f"a{n:05d}",
-            title=" ".join(rng.choices(WORDS, k=6)),
-            body=" ".join(rng.choices(WORDS, k=60)),
+            title=" ".join(rng.choices(words, k=6)),
+            body=" ".join(rng.choices(words, k=60)),
             received_at=now,
         )
         for n in range(articles)
@@ -84,7 +88,8 @@ def corpus_workload(articles: int, rules: int) -> tuple[list[WatchlistRule], lis
     Falls back to `synthetic_workload` when the corpus is not there (as on a CI machine).
     """
     if not (corpus_dir() / "train.csv").is_file():
-        return synthetic_workload(articles, rules)
+        vocabulary = tuple(f"{WORDS[n % len(WORDS)]}{n}" for n in range(130))
+        return synthetic_workload(articles, rules, words=vocabulary)
     corpus = load_articles()
     stream = [
         a.model_copy(update={"article_id": f"{a.article_id}-{n // len(corpus)}"})
