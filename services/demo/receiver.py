@@ -83,6 +83,19 @@ class Receiver:
 
 
 @asynccontextmanager
+async def serving(app: web.Application, port: int = 0) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 (a free port by default); yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    host, bound = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def running_receiver(
     port: int = 0, receiver: Receiver | None = None
 ) -> AsyncIterator[Receiver]:
@@ -94,13 +107,6 @@ async def running_receiver(
     receiver = receiver or Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    port = runner.addresses[0][1]
-    receiver.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app, port) as url:
+        receiver.url = url
         yield receiver
-    finally:
-        await runner.cleanup()

@@ -31,11 +31,11 @@ import socket
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.alert import Alert
 from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeKind
@@ -84,6 +84,22 @@ def queue_for(delay_s: float, delays_s: tuple[float, ...], jitter: float) -> int
         if step * (1 + jitter) >= delay_s:
             return index
     return len(delays_s) - 1
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decoded(schema: type[M], record: Any, source: _Source, partition: Hashable) -> M | None:
+    """The record as `schema`; None (logged, and done with: nothing to retry) if it is not."""
+    try:
+        return schema.model_validate_json(record.value or b"")
+    except ValidationError as exc:
+        log.error(
+            f"a {schema.__name__} record does not decode; skipped",
+            extra={"topic": record.topic, "offset": record.offset, "error": str(exc)[:500]},
+        )
+        source.tracker.start(partition, record.offset, refs=0)
+        return None
 
 
 @dataclass
@@ -398,14 +414,8 @@ class Notifier:
                     self.metrics.consumer_lag.set(max(0, lag - records[-1].offset - 1))
 
     async def _route(self, record: Any, source: _Source, partition: Hashable) -> None:
-        try:
-            alert = Alert.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            log.error(
-                "an alert record does not decode; skipped",
-                extra={"offset": record.offset, "error": str(exc)[:500]},
-            )
-            source.tracker.start(partition, record.offset, refs=0)
+        alert = _decoded(Alert, record, source, partition)
+        if alert is None:
             return
         wanted = self.subscriptions.for_alert(alert)
         source.tracker.start(partition, record.offset, refs=len(wanted))
@@ -423,14 +433,8 @@ class Notifier:
             wait: float | None = None
             for partition, records in batches.items():
                 for record in records:
-                    try:
-                        task = DeliveryTask.model_validate_json(record.value or b"")
-                    except ValidationError as exc:
-                        log.error(
-                            "a retry record does not decode; skipped",
-                            extra={"offset": record.offset, "error": str(exc)[:500]},
-                        )
-                        source.tracker.start(partition, record.offset, refs=0)
+                    task = _decoded(DeliveryTask, record, source, partition)
+                    if task is None:
                         continue
                     due_in = (task.not_before - self._clock()).total_seconds()
                     if due_in > 0:
@@ -454,11 +458,8 @@ class Notifier:
 
     async def _replay(self, record: Any, source: _Source, partition: Hashable) -> None:
         """Deliver again, as first attempts: same webhook-id, fresh timestamp and signature."""
-        try:
-            request = ReplayRequest.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            log.error("a replay record does not decode", extra={"error": str(exc)[:500]})
-            source.tracker.start(partition, record.offset, refs=0)
+        request = _decoded(ReplayRequest, record, source, partition)
+        if request is None:
             return
         subscription = self.subscriptions.get(request.tenant, request.subscription_id)
         alerts: list[Alert] = []

@@ -16,6 +16,7 @@ from aiohttp import web
 from schemas.identity import article_id
 from services.common.settings import IngestSettings
 from services.common.topics import Topics
+from services.demo.receiver import serving
 from services.ingest.api import IngestState
 from services.ingest.auth import hash_key
 from services.ingest.poller import FeedOutcome, FeedPoller, PollRound
@@ -99,17 +100,11 @@ async def feed_server() -> AsyncIterator[FeedServer]:
 
     app = web.Application()
     app.router.add_get("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.base = f"http://{host}:{port}"
-    try:
-        yield server
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with serving(app) as server.base:
+        try:
+            yield server
+        finally:
+            release.set()
 
 
 def _settings(bootstrap: str, prefix: str, feeds: list[str]) -> IngestSettings:

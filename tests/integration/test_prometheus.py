@@ -26,6 +26,7 @@ from aiohttp import web
 
 from services.common.topics import Topics
 from services.demo.processes import ROOT, ServiceProcess, free_port
+from services.demo.receiver import serving
 from tests.integration.conftest import MatcherFactory
 from tests.support.ingest import RETRY_SCHEDULE_S, ingest_settings, running_ingest
 from tests.support.kafka_io import produce
@@ -213,16 +214,8 @@ async def endpoints() -> AsyncIterator[Endpoints]:
     app = web.Application()
     app.router.add_post("/hook", hook)
     app.router.add_get("/feed.xml", feed)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    served.base = f"http://{host}:{port}"
-    try:
+    async with serving(app) as served.base:
         yield served
-    finally:
-        await runner.cleanup()
 
 
 def _start_notifier(bootstrap: str, prefix: str, tmp_path: Path) -> ServiceProcess:
