@@ -12,9 +12,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+NATIVE := services/matcher/native
+NATIVE_SOURCES := $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(NATIVE)/pyproject.toml $(NATIVE)/newsalert_native.pyi $(wildcard $(NATIVE)/src/*.rs)
+
+# The matcher's native core is a Rust crate (pyo3, built by maturin; crates from crates.io).
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
+	@command -v cargo >/dev/null || { echo "The matcher's native core needs Rust (cargo >= 1.74): https://rustup.rs" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q ./$(NATIVE)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -28,9 +34,10 @@ system-deps: ## install the Debian tools the tests use (kcat, prometheus, docker
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 	@command -v mvn >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq maven; }
 
-lint: $(STAMP) ## ruff, formatting, import contracts, schema drift
+lint: $(STAMP) ## ruff, formatting, import contracts, schema drift; rustfmt and clippy on the native core
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd $(NATIVE) && cargo fmt --check && cargo clippy --quiet --release -- -D warnings
 	$(VENV)/bin/lint-imports
 	$(PY) -m schemas.export --check
 
@@ -73,4 +80,4 @@ kafka-down: $(STAMP) ## stop the local broker
 	$(VENV)/bin/newsalert kafka down
 
 clean: ## remove the virtualenv and caches (not the Kafka jar cache)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NATIVE)/target .mypy_cache .ruff_cache .pytest_cache .hypothesis

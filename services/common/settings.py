@@ -6,6 +6,7 @@ down explicitly; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -138,6 +139,10 @@ class MatcherSettings(KafkaSettings, LoggingSettings):
     )
     story_window_h: float = Field(
         default=72, gt=0, description="How long a story stays open to new copies."
+    )
+    matcher_data_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "newsalert-matcher",
+        description="Where faust keeps its per-app folder (its state lives in Kafka).",
     )
 
 

@@ -16,7 +16,6 @@ from schemas.alert import Alert
 from schemas.article import Article
 from schemas.story import StoryRecord
 from services.matcher.alerts import build_alert, summary_of
-from services.matcher.engine.errors import RuleError
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
 
@@ -30,7 +29,6 @@ class Processed:
     reason: str | None = None
     alerts: list[Alert] = field(default_factory=list)
     story: StoryRecord | None = None
-    rule_errors: list[RuleError] = field(default_factory=list)
 
 
 def describe(exc: ValidationError) -> str:
@@ -86,5 +84,4 @@ class ArticleProcessor:
         return Processed(
             alerts=alerts,
             story=self.stories.record(article.article_id),
-            rule_errors=result.errors,
         )

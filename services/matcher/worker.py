@@ -198,6 +198,8 @@ class MatcherWorker:
             topic_allow_declare=False,
             topic_disable_leader=True,
             store="memory://",
+            # Faust wants a folder of its own even with the memory store; not the cwd.
+            datadir=str(s.matcher_data_dir / s.matcher_group),
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
             web_bind=s.matcher_host,

@@ -1,18 +1,21 @@
 """WatchlistRule -> CompiledRule: the plan to verify, and the literal keys that trigger it.
 
-No I/O. A literal key is the text the automaton looks for in an article's token stream:
+No I/O. A literal key is what the native core looks for in an article's token stream:
 tokens joined by a separator, framed by separators so it matches whole tokens only. Raw and
-stemmed streams use different separators, so one automaton serves both.
+stemmed streams use different separators; the native core reads the framing to tell a
+term or phrase, a prefix and a stemmed sequence apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from newsalert_native import Rule as NativeRule
+
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.normalize import analyze_terms
-from services.matcher.engine.predicate import Predicate
+from services.matcher.engine.plan import BODY, BOTH, TITLE, All, AnyOf, Lit, Neg, Plan, Within
 from services.matcher.engine.query import (
     And,
     Atom,
@@ -28,7 +31,6 @@ from services.matcher.engine.query import (
 )
 from services.matcher.engine.query_parser import MAX_PHRASE_TOKENS, QuerySyntaxError, parse_query
 from services.matcher.engine.stemming import Stemmer
-from services.matcher.engine.verify import BODY, BOTH, TITLE, All, AnyOf, Lit, Neg, Plan, Within
 
 RAW_SEP = " "
 STEM_SEP = "\x01"
@@ -51,31 +53,20 @@ def prefix_key(prefix: str) -> str:
     return RAW_SEP + prefix
 
 
-def key_token_count(key: str) -> int:
-    """How many tokens an occurrence of `key` spans."""
-    if key[0] == STEM_SEP:
-        return key.count(STEM_SEP) - 1
-    return max(1, key.count(RAW_SEP) - 1)
-
-
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule ready for matching.
+    """A rule ready for matching: its identity, filters and the native core's form of it.
 
-    `trigger` holds keys such that the rule can only match an article where one of them
-    occurs; None means no such set exists (e.g. `a OR NOT b`) and the rule is checked on every
-    article. `decided_by_keys` is true when any trigger key occurring anywhere is a match (an
-    alias list over every field): such a rule needs no evaluation at all.
+    `native` carries the plan, the rule's literal keys, and its trigger: keys such that the
+    rule can only match an article where one of them occurs (none for e.g. `a OR NOT b`,
+    which is checked on every article). A rule that is an alias list over every field, with
+    no filter, is decided by its trigger alone and never evaluated.
     """
 
     tenant: str
     rule: WatchlistRule
     version: str
-    plan: Plan
-    trigger: tuple[str, ...] | None
-    keys: tuple[str, ...]
-    decided_by_keys: bool
-    predicate: Predicate
+    native: NativeRule
     languages: frozenset[str]
     sources: tuple[str, ...]
 
@@ -223,15 +214,14 @@ def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> Compiled
     """
     builder = _PlanBuilder(rule, stemmer)
     plan = builder.plan(rule_ast(tenant, rule))
-    return CompiledRule(
-        tenant=tenant,
-        rule=rule,
-        version=rule.version(),
-        plan=plan,
-        trigger=trigger_keys(plan),
-        keys=tuple(builder.keys),
-        decided_by_keys=_is_alias_list(plan),
-        predicate=Predicate(plan),
-        languages=frozenset(rule.languages) if rule.languages else _NO_LANGUAGES,
-        sources=tuple(s.lower().strip(".") for s in rule.sources),
+    languages = frozenset(rule.languages) if rule.languages else _NO_LANGUAGES
+    sources = tuple(s.lower().strip(".") for s in rule.sources)
+    native = NativeRule(
+        plan,
+        trigger_keys(plan),
+        list(builder.keys),
+        _is_alias_list(plan) and not languages and not sources,
+        sorted(languages),
+        list(sources),
     )
+    return CompiledRule(tenant, rule, rule.version(), native, languages, sources)

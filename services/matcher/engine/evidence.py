@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from services.matcher.engine.normalize import TokenStream
-from services.matcher.engine.verify import FIELD_NAMES, Occurrence
+from services.matcher.engine.plan import FIELD_NAMES, Occurrence
 
 SNIPPET_CONTEXT_CHARS = 80
 _ELLIPSIS = "…"

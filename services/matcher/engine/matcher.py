@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from itertools import repeat
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Protocol
 
+from newsalert_native import Core, Scan
+
 from schemas.watchlist import WatchlistRule
-from services.matcher.engine.automaton import LiteralAutomaton
 from services.matcher.engine.compile import CompiledRule, compile_rule
 from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.evidence import Snippet, Span, snippet, spans
 from services.matcher.engine.normalize import TokenStream, analyze
+from services.matcher.engine.plan import Occurrence
 from services.matcher.engine.stemming import Stemmer
-from services.matcher.engine.verify import Occurrence, Occurrences
 
 RuleKey = tuple[str, str]  # (tenant, rule id)
 
@@ -47,16 +47,19 @@ class ArticleView:
     __slots__ = ("scan", "streams", "texts")
 
     def __init__(
-        self, texts: tuple[str, str], streams: tuple[TokenStream, TokenStream], scan: Occurrences
+        self,
+        texts: tuple[str, str],
+        streams: tuple[TokenStream, TokenStream],
+        scan: Scan | None = None,
     ) -> None:
         self.texts = texts
         self.streams = streams
         self.scan = scan
 
-    def evidence(self, compiled: CompiledRule) -> tuple[list[Span], Snippet | None]:
-        """The rule's evidence in this article, and a snippet around its first occurrence."""
-        found = compiled.plan.evaluate(self.scan) or []
-        return self.quote(found)
+    def evidence(self, index: int) -> tuple[list[Span], Snippet | None]:
+        """Evidence of the scanning core's rule `index`, and a snippet around its first one."""
+        assert self.scan is not None, "only a scanned article can be asked for evidence"
+        return self.quote(self.scan.evidence(index))
 
     def quote(self, occurrences: list[Occurrence]) -> tuple[list[Span], Snippet | None]:
         """Occurrences as sorted character spans plus the snippet of the first one."""
@@ -75,17 +78,19 @@ class RuleMatch:
     needed (a count, a filter that drops the alert).
     """
 
-    __slots__ = ("_evidence", "_snippet", "_view", "rule")
+    __slots__ = ("_evidence", "_index", "_snippet", "_view", "rule")
 
     def __init__(
         self,
         rule: CompiledRule,
         view: ArticleView | None = None,
+        index: int = -1,
         evidence: list[Span] | None = None,
         snippet: Snippet | None = None,
     ) -> None:
         self.rule = rule
         self._view = view
+        self._index = index  # the rule's place in the core that scanned `view`
         self._evidence = evidence
         self._snippet = snippet
 
@@ -120,7 +125,7 @@ class RuleMatch:
     def _resolve(self) -> None:
         if self._evidence is None:
             assert self._view is not None
-            self._evidence, self._snippet = self._view.evidence(self.rule)
+            self._evidence, self._snippet = self._view.evidence(self._index)
             self._view = None
 
     def __repr__(self) -> str:
@@ -131,28 +136,63 @@ class RuleMatch:
 class MatchStats:
     """Where the time went for one article."""
 
-    candidates: int  # rules the scan put forward: matched outright or checked
+    candidates: int  # rules the scan put forward: matched outright or evaluated
     hits: int
-    scan_ms: float
-    verify_ms: float
+    analyse_ms: float  # text analysis, in Python
+    scan_ms: float  # stemming, the native scan and rule decisions
 
 
-@dataclass(frozen=True, slots=True)
 class MatchResult:
-    """The matches for one article, the rules that failed to evaluate, and stats."""
+    """The rules that matched one article, and stats.
 
-    matches: list[RuleMatch]
-    errors: list[RuleError] = field(default_factory=list)
-    stats: MatchStats = MatchStats(0, 0, 0.0, 0.0)
+    `rules` is the decision. `matches` wraps each in a RuleMatch, made on first access:
+    a consumer that only counts or filters matches (a dry run's summary, a benchmark) does
+    not pay for an object per match, which at 100k rules is hundreds per article.
+    """
+
+    __slots__ = ("_indices", "_matches", "_view", "rules", "stats")
+
+    def __init__(
+        self,
+        rules: list[CompiledRule],
+        stats: MatchStats,
+        *,
+        view: ArticleView | None = None,
+        indices: list[int] | None = None,
+        matches: list[RuleMatch] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.stats = stats
+        self._view = view
+        self._indices = indices
+        self._matches = matches
+
+    @property
+    def matches(self) -> list[RuleMatch]:
+        """Every match, in rule order, with its evidence worked out when first asked."""
+        if self._matches is None:
+            assert self._view is not None
+            assert self._indices is not None
+            view = self._view
+            self._matches = [
+                RuleMatch(rule, view, index)
+                for rule, index in zip(self.rules, self._indices, strict=True)
+            ]
+        return self._matches
+
+
+def source_domain(source: str | None) -> str | None:
+    """The form of an article's source that rule source filters compare with."""
+    return source.lower().strip(".") if source else None
 
 
 def source_allowed(source: str | None, allowed: tuple[str, ...]) -> bool:
     """Suffix match on the source domain: `reuters.com` allows `uk.reuters.com`."""
     if not allowed:
         return True
-    if not source:
+    domain = source_domain(source)
+    if not domain:
         return False
-    domain = source.lower().strip(".")
     return any(domain == s or domain.endswith("." + s) for s in allowed)
 
 
@@ -171,32 +211,9 @@ class Matcher:
     def __init__(self, rules: dict[RuleKey, CompiledRule], stemmer: Stemmer) -> None:
         self._rules = rules
         self._stemmer = stemmer
-        ordered = list(rules.values())
-        self._ordered = ordered
-        # key -> rules that match outright when it occurs (alias lists, no filters), and
-        # key -> rules to check when it occurs; candidates are gathered with set.union over
-        # map(), so no Python code runs per present key.
-        direct: dict[str, list[int]] = {}
-        check: dict[str, list[int]] = {}
-        always: list[int] = []
-        for index, compiled in enumerate(ordered):
-            if compiled.trigger is None:
-                always.append(index)
-                continue
-            outright = compiled.decided_by_keys and not compiled.languages and not compiled.sources
-            target = direct if outright else check
-            for key in compiled.trigger:
-                slot = target.get(key)
-                if slot is None:
-                    target[key] = [index]
-                else:
-                    slot.append(index)
-        self._direct = direct
-        self._check = check
-        self._always = always
-        self._automaton = LiteralAutomaton(
-            dict.fromkeys(key for compiled in ordered for key in compiled.keys)
-        )
+        self._ordered = list(rules.values())
+        # One automaton over every literal, and each literal's rules, in the native core.
+        self._core = Core([compiled.native for compiled in self._ordered])
 
     @classmethod
     def build(
@@ -253,52 +270,34 @@ class Matcher:
     @property
     def literal_count(self) -> int:
         """Distinct literal keys in the automaton."""
-        return self._automaton.size
+        return self._core.literal_count
 
     def rules(self) -> list[CompiledRule]:
         """Every compiled rule."""
         return list(self._ordered)
 
     def match(self, article: ArticleText) -> MatchResult:
-        """Every rule that matches `article`, with evidence; never raises for a bad rule."""
+        """Every rule that matches `article`; evidence is worked out when a match is quoted.
+
+        Never raises for a rule: evaluation cannot fail once a rule has compiled.
+        """
         started = perf_counter()
         texts = (article.title, article.body)
         streams = (analyze(article.title), analyze(article.body))
-        stems = None
-        if self._automaton.uses_stems:
-            stems = (
-                self._stemmer.stem_all(streams[0].tokens),
-                self._stemmer.stem_all(streams[1].tokens),
-            )
-        scan = self._automaton.scan(streams, stems)
-        present = scan.hits
-        nothing = repeat(())
-        outright: set[int] = set().union(*map(self._direct.get, present, nothing))
-        candidates: set[int] = set(self._always).union(*map(self._check.get, present, nothing))
-        # Rules decided by the scan alone plus rules that needed a check: each counted once.
-        considered = len(outright) + len(candidates)
-        scanned = perf_counter()
-        view = ArticleView(texts, streams, scan)
-        errors: list[RuleError] = []
-        ordered = self._ordered
-        language, source = article.language, article.source
-        for index in candidates:
-            compiled = ordered[index]
-            if compiled.languages and not language_allowed(language, compiled.languages):
-                continue
-            if compiled.sources and not source_allowed(source, compiled.sources):
-                continue
-            try:
-                if compiled.predicate.holds(scan):
-                    outright.add(index)
-            except Exception as exc:  # one broken rule must not fail the article
-                errors.append(RuleError(compiled.tenant, compiled.rule_id, "evaluation", repr(exc)))
-        matches = [RuleMatch(ordered[index], view) for index in sorted(outright)]
+        analysed = perf_counter()
+        scan, matched, considered, hits = self._core.scan(
+            streams[0].scan_text,
+            streams[1].scan_text,
+            self._stemmer.cache,
+            article.language,
+            source_domain(article.source),
+        )
+        rules = list(map(self._ordered.__getitem__, matched))
         done = perf_counter()
         stats = MatchStats(
             candidates=considered,
-            hits=len(present),
-            scan_ms=(scanned - started) * 1000,
-            verify_ms=(done - scanned) * 1000,
+            hits=hits,
+            analyse_ms=(analysed - started) * 1000,
+            scan_ms=(done - analysed) * 1000,
         )
-        return MatchResult(matches, errors, stats)
+        return MatchResult(rules, stats, view=ArticleView(texts, streams, scan), indices=matched)

@@ -100,26 +100,42 @@ _TABLE = _TranslationTable()
 class TokenStream:
     """The tokens of one field, with `[start, end)` offsets into the original text.
 
-    Offsets are worked out on first use: matching needs only the tokens, and only articles
-    with a match need offsets, to quote their evidence.
+    On the common path only the translated text is kept: the native core scans it as is
+    (`scan_text`), and tokens and offsets are worked out on first use, which only articles
+    with a match need, to quote their evidence.
     """
 
-    __slots__ = ("_ends", "_starts", "_translated", "tokens")
+    __slots__ = ("_ends", "_starts", "_tokens", "_translated")
 
     def __init__(
         self,
-        tokens: list[str],
+        tokens: list[str] | None = None,
         starts: list[int] | None = None,
         ends: list[int] | None = None,
         translated: str = "",
     ) -> None:
-        self.tokens = tokens
+        self._tokens = tokens
         self._starts = starts
         self._ends = ends
         self._translated = translated
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def tokens(self) -> list[str]:
+        """The normalised tokens, in order."""
+        if self._tokens is None:
+            # Every separator is a space in the translated text, so str.split() yields them.
+            self._tokens = self._translated.split()
+        return self._tokens
+
+    @property
+    def scan_text(self) -> str:
+        """The tokens separated by one or more spaces (a token never holds one)."""
+        if self._tokens is None or self._translated:
+            return self._translated
+        return _SEP.join(self._tokens)
 
     @property
     def starts(self) -> list[int]:
@@ -183,8 +199,7 @@ def analyze(text: str) -> TokenStream:
         _DROP in translated or _EXPAND in translated or _HAS_SOLO.search(translated)
     ):
         return _analyze_exact(text, translated)
-    # Every separator is a space in the translated text, so str.split() yields the tokens.
-    return TokenStream(translated.split(), translated=translated)
+    return TokenStream(translated=translated)
 
 
 def _analyze_exact(text: str, translated: str) -> TokenStream:

@@ -22,6 +22,7 @@ from services.matcher.engine.matcher import (
     source_allowed,
 )
 from services.matcher.engine.normalize import TokenStream, analyze
+from services.matcher.engine.plan import Occurrence
 from services.matcher.engine.query import (
     And,
     Near,
@@ -35,18 +36,7 @@ from services.matcher.engine.query import (
 )
 from services.matcher.engine.stemming import Stemmer
 
-Occurrence = tuple[int, int, int]
 _FIELDS = {"title": 0, "body": 1}
-
-
-class _NoScan:
-    hits: frozenset[str] = frozenset()
-
-    def occurrences(self, key: str) -> list[Occurrence]:
-        raise AssertionError("the reference matcher never scans")
-
-
-_NO_SCAN = _NoScan()
 
 
 class ReferenceMatcher:
@@ -70,7 +60,7 @@ class ReferenceMatcher:
         texts = (article.title, article.body)
         streams = (analyze(article.title), analyze(article.body))
         # The view quotes occurrences; it is given no scan, since this matcher never scans.
-        view = ArticleView(texts, streams, _NO_SCAN)
+        view = ArticleView(texts, streams)
         matches = []
         for compiled, ast in self._rules:
             if not language_allowed(article.language, compiled.languages):
@@ -81,7 +71,8 @@ class ReferenceMatcher:
             if found is not None:
                 evidence, first = view.quote(found)
                 matches.append(RuleMatch(compiled, evidence=evidence, snippet=first))
-        return MatchResult(matches, [], MatchStats(len(self._rules), 0, 0.0, 0.0))
+        stats = MatchStats(len(self._rules), 0, 0.0, 0.0)
+        return MatchResult([m.rule for m in matches], stats, matches=matches)
 
 
 class _Evaluation:

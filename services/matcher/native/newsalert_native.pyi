@@ -1,0 +1,47 @@
+"""The matcher engine's hot path, in Rust (src/lib.rs): types for mypy."""
+
+from collections.abc import Callable, Sequence
+
+class Rule:
+    """One compiled rule as the core needs it."""
+
+    def __init__(
+        self,
+        plan: object,  # a plan of services/matcher/engine/plan.py
+        trigger: Sequence[str] | None,
+        keys: list[str],
+        outright: bool,
+        languages: list[str],
+        sources: list[str],
+    ) -> None: ...
+
+class StemCache:
+    """token -> stem, memoised; `stem` computes one on a miss."""
+
+    def __init__(self, stem: Callable[[str], str], max_entries: int = 500_000) -> None: ...
+    def stem(self, token: str) -> str: ...
+    def __len__(self) -> int: ...
+
+class Scan:
+    """The literal hits of one article."""
+
+    @property
+    def hit_count(self) -> int: ...
+    def evidence(self, index: int) -> list[tuple[int, int, int]]: ...
+
+class Core:
+    """A ruleset ready to scan articles."""
+
+    def __init__(self, rules: list[Rule], max_tokens: int = 500_000) -> None: ...
+    @property
+    def literal_count(self) -> int: ...
+    @property
+    def uses_stems(self) -> bool: ...
+    def scan(
+        self,
+        title: str,
+        body: str,
+        stems: StemCache | None,
+        language: str | None,
+        domain: str | None,
+    ) -> tuple[Scan, list[int], int, int]: ...

@@ -1,0 +1,974 @@
+//! The matcher engine's hot path: every rule literal found in one pass over an article's
+//! tokens, the candidate rules those hits put forward, and the evaluation of their plans.
+//! No I/O.
+//!
+//! Python stays the owner of the rule language: it parses and analyses rules, builds each
+//! rule's plan and literal keys (`services/matcher/engine/compile.py`, `plan.py`), and
+//! analyses article text into tokens (`normalize.py`). This crate runs what Python compiled
+//! over the tokens Python analysed, so there is one definition of the language.
+//!
+//! Keys come framed as compile.py writes them: `" a b "` (a term or phrase), `" pre"` (a
+//! prefix) and `"\x01a\x01b\x01"` (stemmed tokens). Matching works on whole tokens: a hash
+//! lookup per token, a check of the following tokens for phrases, and a walk down a trie for
+//! prefixes. That costs per token, not per character and per automaton state.
+
+use std::cmp::Ordering;
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
+
+const RAW_SEP: char = ' ';
+const STEM_SEP: char = '\x01';
+const BOTH: u8 = 0b11;
+const NONE: u32 = u32::MAX;
+/// Bound of the per-token memos: the BBC corpus has about 30k distinct tokens.
+const MAX_MEMO_ENTRIES: usize = 500_000;
+
+/// (field, first token, end token exclusive); field 0 is the title, 1 the body.
+type Occ = (u32, u32, u32);
+
+/// A rule's plan, with keys as strings (`K = Arc<str>`) or as indices into a core (`u32`).
+#[derive(Clone, Debug)]
+enum Node<K> {
+    /// A literal restricted to a set of fields (bit 0 title, bit 1 body).
+    Lit(K, u8),
+    All(Vec<Node<K>>),
+    Any(Vec<Node<K>>),
+    Not(Box<Node<K>>),
+    /// NEAR/n between two sets of literals.
+    Near(Vec<(K, u8)>, Vec<(K, u8)>, u32),
+}
+
+fn lit_from_py(obj: &Bound<'_, PyAny>) -> PyResult<(Arc<str>, u8)> {
+    let key: String = obj.getattr("key")?.extract()?;
+    let mask: u8 = obj.getattr("mask")?.extract()?;
+    Ok((Arc::from(key), mask))
+}
+
+fn lits_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(Arc<str>, u8)>> {
+    obj.try_iter()?.map(|lit| lit_from_py(&lit?)).collect()
+}
+
+fn children_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Node<Arc<str>>>> {
+    obj.getattr("children")?
+        .try_iter()?
+        .map(|c| node_from_py(&c?))
+        .collect()
+}
+
+/// Reads a plan built by verify.py; each node class names its kind in `KIND`.
+fn node_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Node<Arc<str>>> {
+    let kind: String = obj.getattr("KIND")?.extract()?;
+    Ok(match kind.as_str() {
+        "lit" => {
+            let (key, mask) = lit_from_py(obj)?;
+            Node::Lit(key, mask)
+        }
+        "all" => Node::All(children_from_py(obj)?),
+        "any" => Node::Any(children_from_py(obj)?),
+        "not" => Node::Not(Box::new(node_from_py(&obj.getattr("child")?)?)),
+        "near" => Node::Near(
+            lits_from_py(&obj.getattr("left")?)?,
+            lits_from_py(&obj.getattr("right")?)?,
+            obj.getattr("distance")?.extract()?,
+        ),
+        other => {
+            return Err(PyTypeError::new_err(format!(
+                "unknown plan node kind {other:?}"
+            )))
+        }
+    })
+}
+
+/// One compiled rule, as the core needs it. Built once per rule version and shared by every
+/// core built afterwards, so a ruleset change converts only the changed rules.
+#[pyclass(frozen, module = "newsalert_native")]
+pub struct Rule {
+    plan: Node<Arc<str>>,
+    trigger: Option<Vec<Arc<str>>>,
+    keys: Vec<Arc<str>>,
+    outright: bool,
+    languages: Vec<String>,
+    sources: Vec<String>,
+}
+
+#[pymethods]
+impl Rule {
+    /// plan: the verify.py plan; trigger: keys one of which must occur (None: check on every
+    /// article); keys: every literal key of the rule; outright: a trigger key occurring is a
+    /// match; languages, sources: the rule's filters (sources lower-cased, dots stripped).
+    #[new]
+    #[pyo3(signature = (plan, trigger, keys, outright, languages, sources))]
+    fn new(
+        plan: &Bound<'_, PyAny>,
+        trigger: Option<Vec<String>>,
+        keys: Vec<String>,
+        outright: bool,
+        languages: Vec<String>,
+        sources: Vec<String>,
+    ) -> PyResult<Self> {
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err(PyValueError::new_err("a literal key is empty"));
+        }
+        Ok(Rule {
+            plan: node_from_py(plan)?,
+            trigger: trigger.map(|t| t.into_iter().map(Arc::from).collect()),
+            keys: keys.into_iter().map(Arc::from).collect(),
+            outright,
+            languages,
+            sources,
+        })
+    }
+}
+
+struct CoreRule {
+    plan: Node<u32>,
+    languages: Vec<String>,
+    sources: Vec<String>,
+}
+
+/// Token sequences (terms and phrases) as a trie over token ids. The first token of a
+/// sequence leads to its node through an array; a further token costs a hash lookup, and
+/// only at nodes that some longer sequence continues from.
+#[derive(Default)]
+struct SequenceIndex {
+    vocabulary: FxHashMap<Box<str>, u32>,
+    /// token id -> the node of the sequences that start with it, or NONE
+    first: Vec<u32>,
+    /// (node, token id) -> child node, below the first token
+    children: FxHashMap<(u32, u32), u32>,
+    /// per node: the key of the sequence ending there, or NONE
+    keys: Vec<u32>,
+    /// per node: whether a longer sequence continues from it
+    continues: Vec<bool>,
+}
+
+impl SequenceIndex {
+    fn new_node(&mut self) -> u32 {
+        self.keys.push(NONE);
+        self.continues.push(false);
+        self.keys.len() as u32 - 1
+    }
+
+    fn add(&mut self, tokens: &[&str], key: u32) {
+        let mut node = NONE;
+        for token in tokens {
+            let next = self.vocabulary.len() as u32;
+            let id = *self.vocabulary.entry((*token).into()).or_insert(next);
+            if id == next {
+                self.first.push(NONE);
+            }
+            node = if node == NONE {
+                match self.first[id as usize] {
+                    NONE => {
+                        let fresh = self.new_node();
+                        self.first[id as usize] = fresh;
+                        fresh
+                    }
+                    existing => existing,
+                }
+            } else {
+                self.continues[node as usize] = true;
+                match self.children.get(&(node, id)) {
+                    Some(&existing) => existing,
+                    None => {
+                        let fresh = self.new_node();
+                        self.children.insert((node, id), fresh);
+                        fresh
+                    }
+                }
+            };
+        }
+        self.keys[node as usize] = key;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.vocabulary.is_empty()
+    }
+
+    /// Where a token stands in this index: everything the scan needs of it in one place.
+    fn start(&self, token: &str) -> SeqStart {
+        let id = self.vocabulary.get(token).copied().unwrap_or(NONE);
+        let node = if id == NONE {
+            NONE
+        } else {
+            self.first[id as usize]
+        };
+        let (key, more) = if node == NONE {
+            (NONE, false)
+        } else {
+            (self.keys[node as usize], self.continues[node as usize])
+        };
+        SeqStart {
+            id,
+            key,
+            node,
+            more,
+        }
+    }
+
+    /// Every sequence occurring in a field's tokens, as (key, occurrence) pairs.
+    fn scan(&self, starts: &[SeqStart], field: u32, out: &mut Vec<(u32, Occ)>) {
+        for (at, start) in starts.iter().enumerate() {
+            if start.key != NONE {
+                out.push((start.key, (field, at as u32, at as u32 + 1)));
+            }
+            if !start.more {
+                continue;
+            }
+            let mut node = start.node;
+            for (end, next) in starts.iter().enumerate().skip(at + 1) {
+                if next.id == NONE {
+                    break;
+                }
+                match self.children.get(&(node, next.id)) {
+                    Some(&child) => node = child,
+                    None => break,
+                }
+                let key = self.keys[node as usize];
+                if key != NONE {
+                    out.push((key, (field, at as u32, end as u32 + 1)));
+                }
+                if !self.continues[node as usize] {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One token as a sequence index sees it: its id (NONE: in no sequence), the node of the
+/// sequences it starts (NONE: none), the key of the one-token sequence, and whether longer
+/// sequences start with it.
+#[derive(Clone, Copy)]
+struct SeqStart {
+    id: u32,
+    key: u32,
+    node: u32,
+    more: bool,
+}
+
+/// Prefixes as a byte trie: an article token walks down it as far as its bytes lead, and
+/// every prefix passed on the way is a hit. Most tokens leave the trie after a byte or two.
+struct PrefixTrie {
+    /// per node: children as (byte, node) sorted by byte, and the key ending here
+    children: Vec<Vec<(u8, u32)>>,
+    keys: Vec<u32>,
+}
+
+impl PrefixTrie {
+    fn new() -> Self {
+        PrefixTrie {
+            children: vec![Vec::new()],
+            keys: vec![NONE],
+        }
+    }
+
+    fn add(&mut self, prefix: &str, key: u32) {
+        let mut node = 0usize;
+        for &byte in prefix.as_bytes() {
+            node = match self.children[node].binary_search_by_key(&byte, |c| c.0) {
+                Ok(i) => self.children[node][i].1 as usize,
+                Err(i) => {
+                    let child = self.keys.len() as u32;
+                    self.children[node].insert(i, (byte, child));
+                    self.children.push(Vec::new());
+                    self.keys.push(NONE);
+                    child as usize
+                }
+            };
+        }
+        self.keys[node] = key;
+    }
+
+    /// The keys of every prefix of `token`, shortest first.
+    fn matches(&self, token: &str) -> Box<[u32]> {
+        let mut found = Vec::new();
+        let mut node = 0usize;
+        for &byte in token.as_bytes() {
+            match self.children[node].binary_search_by_key(&byte, |c| c.0) {
+                Ok(i) => node = self.children[node][i].1 as usize,
+                Err(_) => break,
+            }
+            if self.keys[node] != NONE {
+                found.push(self.keys[node]);
+            }
+        }
+        found.into()
+    }
+}
+
+/// Article token -> TokenInfo. Tokens are short: up to 15 bytes, a token is packed into a
+/// u128 key, so a lookup hashes two words and compares one integer instead of calling
+/// memcmp, which took a quarter of the scan's time; longer tokens go to a map of strings.
+#[derive(Default)]
+struct TokenMemo {
+    short: FxHashMap<u128, TokenInfo>,
+    long: FxHashMap<Box<str>, TokenInfo>,
+}
+
+impl TokenMemo {
+    /// The token's bytes, zero-padded, with its length in the last byte.
+    fn pack(token: &str) -> Option<u128> {
+        let bytes = token.as_bytes();
+        if bytes.len() > 15 {
+            return None;
+        }
+        let mut packed = [0u8; 16];
+        packed[..bytes.len()].copy_from_slice(bytes);
+        packed[15] = bytes.len() as u8;
+        Some(u128::from_le_bytes(packed))
+    }
+
+    fn get(&self, token: &str) -> Option<&TokenInfo> {
+        match Self::pack(token) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(token),
+        }
+    }
+
+    fn insert(&mut self, token: &str, info: TokenInfo) {
+        match Self::pack(token) {
+            Some(key) => self.short.insert(key, info),
+            None => self.long.insert(token.into(), info),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    fn clear(&mut self) {
+        self.short.clear();
+        self.long.clear();
+    }
+}
+
+/// What the core knows of one article token: its id in the raw and in the stemmed index
+/// (NONE when no key holds it) and the prefixes it starts with.
+struct TokenInfo {
+    raw: SeqStart,
+    stem: SeqStart,
+    prefixes: Box<[u32]>,
+}
+
+struct Inner {
+    rules: Vec<CoreRule>,
+    key_count: usize,
+    raw: SequenceIndex,
+    stemmed: SequenceIndex,
+    prefixes: PrefixTrie,
+    /// key id -> rules that match outright when it occurs
+    direct: Vec<Vec<u32>>,
+    /// key id -> rules to evaluate when it occurs
+    check: Vec<Vec<u32>>,
+    /// rules with no trigger: evaluated on every article
+    always: Vec<u32>,
+    /// article token -> what it is to this core: one lookup per token on the hot path
+    tokens: Mutex<TokenMemo>,
+    max_tokens: usize,
+}
+
+impl Inner {
+    /// Make sure every token of `fields` is known, stemming the new ones.
+    fn learn_tokens(
+        &self,
+        py: Python<'_>,
+        fields: &[Vec<&str>],
+        stems: Option<&StemCache>,
+    ) -> PyResult<()> {
+        let mut fresh: Vec<&str> = {
+            let mut known = lock(&self.tokens)?;
+            let fresh: Vec<&str> = fields
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|t| known.get(t).is_none())
+                .collect();
+            // A bound against adversarial vocabularies (news stays far below it): start over,
+            // with this article's tokens, which the scan is about to look up.
+            if known.len() + fresh.len() > self.max_tokens {
+                known.clear();
+                fields.iter().flatten().copied().collect()
+            } else {
+                fresh
+            }
+        };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        fresh.sort_unstable();
+        fresh.dedup();
+        let stemmed: Vec<Option<String>> = match stems {
+            Some(stems) => fresh
+                .iter()
+                .map(|t| stems.stem_one(py, t).map(Some))
+                .collect::<PyResult<_>>()?,
+            None => vec![None; fresh.len()],
+        };
+        let mut known = lock(&self.tokens)?;
+        for (token, stem) in fresh.into_iter().zip(stemmed) {
+            let info = self.token_info(token, stem.as_deref());
+            known.insert(token, info);
+        }
+        Ok(())
+    }
+
+    fn token_info(&self, token: &str, stem: Option<&str>) -> TokenInfo {
+        const ABSENT: SeqStart = SeqStart {
+            id: NONE,
+            key: NONE,
+            node: NONE,
+            more: false,
+        };
+        TokenInfo {
+            raw: self.raw.start(token),
+            stem: stem.map_or(ABSENT, |s| self.stemmed.start(s)),
+            prefixes: self.prefixes.matches(token),
+        }
+    }
+}
+
+struct KeyTable {
+    ids: FxHashMap<Arc<str>, u32>,
+    keys: Vec<Arc<str>>,
+}
+
+impl KeyTable {
+    fn id(&mut self, key: &Arc<str>) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.ids.insert(key.clone(), id);
+        self.keys.push(key.clone());
+        id
+    }
+
+    fn node(&mut self, node: &Node<Arc<str>>) -> Node<u32> {
+        match node {
+            Node::Lit(k, m) => Node::Lit(self.id(k), *m),
+            Node::All(c) => Node::All(c.iter().map(|n| self.node(n)).collect()),
+            Node::Any(c) => Node::Any(c.iter().map(|n| self.node(n)).collect()),
+            Node::Not(c) => Node::Not(Box::new(self.node(c))),
+            Node::Near(l, r, d) => Node::Near(
+                l.iter().map(|(k, m)| (self.id(k), *m)).collect(),
+                r.iter().map(|(k, m)| (self.id(k), *m)).collect(),
+                *d,
+            ),
+        }
+    }
+}
+
+/// Where a key goes: a token sequence (raw or stemmed) or a prefix, by its framing.
+fn index_key(
+    key: &str,
+    id: u32,
+    raw: &mut SequenceIndex,
+    stemmed: &mut SequenceIndex,
+    prefixes: &mut PrefixTrie,
+) -> PyResult<()> {
+    let bad = || PyValueError::new_err(format!("not a framed literal key: {key:?}"));
+    if let Some(inner) = key.strip_prefix(STEM_SEP) {
+        let inner = inner.strip_suffix(STEM_SEP).ok_or_else(bad)?;
+        let tokens: Vec<&str> = inner.split(STEM_SEP).collect();
+        if tokens.iter().any(|t| t.is_empty()) {
+            return Err(bad());
+        }
+        stemmed.add(&tokens, id);
+    } else {
+        let inner = key.strip_prefix(RAW_SEP).ok_or_else(bad)?;
+        match inner.strip_suffix(RAW_SEP) {
+            Some(phrase) => {
+                let tokens: Vec<&str> = phrase.split(RAW_SEP).collect();
+                if tokens.iter().any(|t| t.is_empty()) {
+                    return Err(bad());
+                }
+                raw.add(&tokens, id);
+            }
+            None if !inner.is_empty() && !inner.contains(RAW_SEP) => prefixes.add(inner, id),
+            None => return Err(bad()),
+        }
+    }
+    Ok(())
+}
+
+/// A ruleset ready to scan articles: every rule's literals indexed by token, and indexes
+/// from each literal to the rules it decides or puts forward.
+#[pyclass(frozen, module = "newsalert_native")]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+#[pymethods]
+impl Core {
+    /// A core over `rules`, in order: the article's matches are indices into this list.
+    /// `max_tokens` bounds the memo of article tokens seen so far.
+    #[new]
+    #[pyo3(signature = (rules, max_tokens = MAX_MEMO_ENTRIES))]
+    fn new(rules: Vec<PyRef<'_, Rule>>, max_tokens: usize) -> PyResult<Self> {
+        let mut table = KeyTable {
+            ids: FxHashMap::default(),
+            keys: Vec::new(),
+        };
+        let mut core_rules = Vec::with_capacity(rules.len());
+        let mut direct: Vec<Vec<u32>> = Vec::new();
+        let mut check: Vec<Vec<u32>> = Vec::new();
+        let mut always = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            let index = index as u32;
+            for key in &rule.keys {
+                table.id(key);
+            }
+            let plan = table.node(&rule.plan);
+            match &rule.trigger {
+                None => always.push(index),
+                Some(trigger) => {
+                    for key in trigger {
+                        let id = table.id(key) as usize;
+                        let target = if rule.outright {
+                            &mut direct
+                        } else {
+                            &mut check
+                        };
+                        if target.len() <= id {
+                            target.resize_with(id + 1, Vec::new);
+                        }
+                        target[id].push(index);
+                    }
+                }
+            }
+            core_rules.push(CoreRule {
+                plan,
+                languages: rule.languages.clone(),
+                sources: rule.sources.clone(),
+            });
+        }
+        let key_count = table.keys.len();
+        direct.resize_with(key_count, Vec::new);
+        check.resize_with(key_count, Vec::new);
+        let mut raw = SequenceIndex::default();
+        let mut stemmed = SequenceIndex::default();
+        let mut prefixes = PrefixTrie::new();
+        for (id, key) in table.keys.iter().enumerate() {
+            index_key(key, id as u32, &mut raw, &mut stemmed, &mut prefixes)?;
+        }
+        let inner = Inner {
+            rules: core_rules,
+            key_count,
+            raw,
+            stemmed,
+            prefixes,
+            direct,
+            check,
+            always,
+            tokens: Mutex::new(TokenMemo::default()),
+            max_tokens,
+        };
+        Ok(Core {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Distinct literal keys.
+    #[getter]
+    fn literal_count(&self) -> usize {
+        self.inner.key_count
+    }
+
+    /// Whether some rule compares stems, so articles must be stemmed.
+    #[getter]
+    fn uses_stems(&self) -> bool {
+        !self.inner.stemmed.is_empty()
+    }
+
+    /// Scan one article and decide every rule.
+    ///
+    /// `title` and `body` are the fields' tokens separated by one or more spaces (tokens never
+    /// hold one); `stems` stems them when some rule needs it.
+    ///
+    /// Returns (the scan, for evidence; indices of the matching rules, ascending; how many
+    /// rules were considered; how many distinct keys occurred).
+    #[pyo3(signature = (title, body, stems, language, domain))]
+    fn scan(
+        &self,
+        py: Python<'_>,
+        title: &str,
+        body: &str,
+        stems: Option<&StemCache>,
+        language: Option<&str>,
+        domain: Option<&str>,
+    ) -> PyResult<(Scan, Vec<u32>, usize, usize)> {
+        let inner = &self.inner;
+        let fields = [split_tokens(title), split_tokens(body)];
+        let stems = match (inner.stemmed.is_empty(), stems) {
+            (true, _) => None,
+            (false, Some(stems)) => Some(stems),
+            (false, None) => {
+                return Err(PyValueError::new_err(
+                    "this ruleset stems: scan needs a StemCache",
+                ))
+            }
+        };
+        let mut known = lock(&inner.tokens)?;
+        if lookup(&known, &fields).is_none() {
+            drop(known);
+            inner.learn_tokens(py, &fields, stems)?;
+            known = lock(&inner.tokens)?;
+        }
+        let looked_up = lookup(&known, &fields)
+            .ok_or_else(|| PyValueError::new_err("a token was forgotten as soon as learnt"))?;
+        let mut found: Vec<(u32, Occ)> = Vec::new();
+        for (field, infos) in looked_up.iter().enumerate() {
+            let field = field as u32;
+            let raw: Vec<SeqStart> = infos.iter().map(|i| i.raw).collect();
+            inner.raw.scan(&raw, field, &mut found);
+            if stems.is_some() {
+                let stemmed: Vec<SeqStart> = infos.iter().map(|i| i.stem).collect();
+                inner.stemmed.scan(&stemmed, field, &mut found);
+            }
+            for (at, info) in infos.iter().enumerate() {
+                let at = at as u32;
+                found.extend(info.prefixes.iter().map(|&key| (key, (field, at, at + 1))));
+            }
+        }
+        drop(known);
+        let scan = Scan::new(inner.clone(), found);
+        let mut outright: Vec<u32> = Vec::new();
+        let mut candidates: Vec<u32> = inner.always.clone();
+        for &key in &scan.hits {
+            outright.extend_from_slice(&inner.direct[key as usize]);
+            candidates.extend_from_slice(&inner.check[key as usize]);
+        }
+        outright.sort_unstable();
+        outright.dedup();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let considered = outright.len() + candidates.len();
+        for index in candidates {
+            let rule = &inner.rules[index as usize];
+            if !language_allowed(language, &rule.languages)
+                || !source_allowed(domain, &rule.sources)
+            {
+                continue;
+            }
+            if scan.holds(&rule.plan) {
+                outright.push(index);
+            }
+        }
+        outright.sort_unstable();
+        outright.dedup();
+        let hits = scan.hits.len();
+        Ok((scan, outright, considered, hits))
+    }
+}
+
+/// Each field's tokens as the core knows them; None if some token is new to it.
+fn lookup<'a>(known: &'a TokenMemo, fields: &[Vec<&str>; 2]) -> Option<[Vec<&'a TokenInfo>; 2]> {
+    let field = |tokens: &Vec<&str>| -> Option<Vec<&TokenInfo>> {
+        tokens.iter().map(|t| known.get(t)).collect()
+    };
+    Some([field(&fields[0])?, field(&fields[1])?])
+}
+
+fn split_tokens(text: &str) -> Vec<&str> {
+    text.split(RAW_SEP).filter(|t| !t.is_empty()).collect()
+}
+
+/// token -> stem, computed once per distinct token by the Python stemmer it wraps (rules.md
+/// section 4 names the algorithm; there is one implementation of it, in Python).
+#[pyclass(frozen, module = "newsalert_native")]
+pub struct StemCache {
+    stem: Py<PyAny>,
+    max_entries: usize,
+    memo: Mutex<FxHashMap<Box<str>, Box<str>>>,
+}
+
+impl StemCache {
+    fn stem_one(&self, py: Python<'_>, token: &str) -> PyResult<String> {
+        if let Some(stem) = lock(&self.memo)?.get(token) {
+            return Ok(stem.to_string());
+        }
+        let stem: String = self.stem.call1(py, (token,))?.extract(py)?;
+        let mut memo = lock(&self.memo)?;
+        // A bound against adversarial vocabularies; news vocabulary stays far below it.
+        if memo.len() >= self.max_entries {
+            memo.clear();
+        }
+        memo.insert(token.into(), stem.as_str().into());
+        Ok(stem)
+    }
+}
+
+#[pymethods]
+impl StemCache {
+    /// `stem`: a function from one token to its stem.
+    #[new]
+    #[pyo3(signature = (stem, max_entries = MAX_MEMO_ENTRIES))]
+    fn new(stem: Py<PyAny>, max_entries: usize) -> Self {
+        StemCache {
+            stem,
+            max_entries,
+            memo: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// The stem of one token.
+    fn stem(&self, py: Python<'_>, token: &str) -> PyResult<String> {
+        self.stem_one(py, token)
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(lock(&self.memo)?.len())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> PyResult<std::sync::MutexGuard<'_, T>> {
+    mutex
+        .lock()
+        .map_err(|_| PyValueError::new_err("a memo's lock is poisoned"))
+}
+
+/// An article of unknown language never passes a language filter.
+fn language_allowed(language: Option<&str>, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(language) = language else {
+        return false;
+    };
+    let primary = language.split('-').next().unwrap_or(language);
+    allowed.iter().any(|a| a == primary || a == language)
+}
+
+/// Suffix match on the (lower-cased, dot-stripped) domain: `reuters.com` allows `uk.reuters.com`.
+fn source_allowed(domain: Option<&str>, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
+        return false;
+    };
+    allowed.iter().any(|s| {
+        domain == s
+            || (domain.len() > s.len()
+                && domain.ends_with(s.as_str())
+                && domain.as_bytes()[domain.len() - s.len() - 1] == b'.')
+    })
+}
+
+/// The literal hits of one article: which keys occur, and where, as token positions.
+#[pyclass(frozen, module = "newsalert_native")]
+pub struct Scan {
+    core: Arc<Inner>,
+    /// distinct key ids that occur, ascending
+    hits: Vec<u32>,
+    /// per hit key, its range in `occurrences`
+    ranges: Vec<(u32, u32)>,
+    /// occurrences grouped by key, each group in text order
+    occurrences: Vec<Occ>,
+    /// bit per key id: whether it occurs (the question asked most often)
+    present: Vec<u64>,
+}
+
+impl Scan {
+    fn new(core: Arc<Inner>, mut found: Vec<(u32, Occ)>) -> Scan {
+        // Sorting by (key, occurrence) groups each key's occurrences in text order.
+        found.sort_unstable();
+        found.dedup();
+        let mut hits = Vec::new();
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let mut occurrences = Vec::with_capacity(found.len());
+        for (key, occ) in found {
+            if hits.last() != Some(&key) {
+                hits.push(key);
+                let at = occurrences.len() as u32;
+                ranges.push((at, at));
+            }
+            occurrences.push(occ);
+            ranges.last_mut().expect("a range per hit").1 += 1;
+        }
+        let mut present = vec![0u64; core.key_count.div_ceil(64)];
+        for &key in &hits {
+            present[key as usize / 64] |= 1 << (key % 64);
+        }
+        Scan {
+            core,
+            hits,
+            ranges,
+            occurrences,
+            present,
+        }
+    }
+
+    fn occurrences(&self, key: u32) -> &[Occ] {
+        match self.hits.binary_search(&key) {
+            Ok(i) => {
+                let (a, b) = self.ranges[i];
+                &self.occurrences[a as usize..b as usize]
+            }
+            Err(_) => &[],
+        }
+    }
+
+    fn has(&self, key: u32) -> bool {
+        self.present[key as usize / 64] & (1 << (key % 64)) != 0
+    }
+
+    /// Whether the plan holds: from the keys present wherever it can, from positions where
+    /// it must (NEAR, field-restricted literals).
+    fn holds(&self, node: &Node<u32>) -> bool {
+        match node {
+            Node::Lit(key, mask) => {
+                if !self.has(*key) {
+                    return false;
+                }
+                *mask == BOTH
+                    || self
+                        .occurrences(*key)
+                        .iter()
+                        .any(|o| (1 << o.0) & mask != 0)
+            }
+            Node::All(children) => children.iter().all(|c| self.holds(c)),
+            Node::Any(children) => children.iter().any(|c| self.holds(c)),
+            Node::Not(child) => !self.holds(child),
+            Node::Near(left, right, _) => {
+                left.iter().any(|(k, _)| self.has(*k))
+                    && right.iter().any(|(k, _)| self.has(*k))
+                    && self.evaluate(node).is_some()
+            }
+        }
+    }
+
+    fn lit(&self, key: u32, mask: u8) -> Vec<Occ> {
+        let found = self.occurrences(key);
+        if mask == BOTH {
+            return found.to_vec();
+        }
+        found
+            .iter()
+            .copied()
+            .filter(|o| (1 << o.0) & mask != 0)
+            .collect()
+    }
+
+    /// None when the plan does not hold, else the occurrences that make it hold (possibly
+    /// none, for a NOT): only branches that hold contribute, and for NEAR only occurrences
+    /// that take part in a pair within the distance, so evidence says why the rule fired.
+    fn evaluate(&self, node: &Node<u32>) -> Option<Vec<Occ>> {
+        match node {
+            Node::Lit(key, mask) => Some(self.lit(*key, *mask)).filter(|f| !f.is_empty()),
+            Node::All(children) => {
+                let mut evidence = Vec::new();
+                for child in children {
+                    evidence.extend(self.evaluate(child)?);
+                }
+                Some(evidence)
+            }
+            Node::Any(children) => {
+                let mut evidence: Option<Vec<Occ>> = None;
+                for child in children {
+                    if let Some(found) = self.evaluate(child) {
+                        evidence.get_or_insert_with(Vec::new).extend(found);
+                    }
+                }
+                evidence
+            }
+            Node::Not(child) => match self.evaluate(child) {
+                None => Some(Vec::new()),
+                Some(_) => None,
+            },
+            Node::Near(left, right, distance) => self.near(left, right, *distance as i64),
+        }
+    }
+
+    fn gather(&self, lits: &[(u32, u8)]) -> Vec<Occ> {
+        lits.iter().flat_map(|&(k, m)| self.lit(k, m)).collect()
+    }
+
+    fn near(&self, left: &[(u32, u8)], right: &[(u32, u8)], d: i64) -> Option<Vec<Occ>> {
+        let lefts = self.gather(left);
+        if lefts.is_empty() {
+            return None;
+        }
+        let mut rights = self.gather(right);
+        if rights.is_empty() {
+            return None;
+        }
+        rights.sort_unstable();
+        // The longest right-hand occurrence bounds how far before `occ` one may start.
+        let longest = rights.iter().map(|r| (r.2 - r.1) as i64).max().unwrap_or(0);
+        // Position of the first right occurrence at or after (field, start).
+        let at = |field: u32, start: i64, inclusive_after: bool| {
+            rights.partition_point(|r| match r.0.cmp(&field) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => {
+                    let s = r.1 as i64;
+                    if inclusive_after {
+                        s <= start
+                    } else {
+                        s < start
+                    }
+                }
+            })
+        };
+        let mut used_left = Vec::new();
+        let mut used_right: Vec<Occ> = Vec::new();
+        for &occ in &lefts {
+            let (field, start, end) = (occ.0, occ.1 as i64, occ.2 as i64);
+            let before = used_right.len();
+            // Right occurrences that start after `occ` ends, within d tokens ...
+            used_right.extend_from_slice(&rights[at(field, end, false)..at(field, end + d, true)]);
+            // ... or end before `occ` starts, within d tokens.
+            let lo = at(field, start - d - longest, false);
+            let hi = at(field, start - 1, true);
+            used_right.extend(
+                rights[lo..hi.max(lo)]
+                    .iter()
+                    .filter(|r| start - d <= r.2 as i64 && r.2 as i64 <= start),
+            );
+            if used_right.len() > before {
+                used_left.push(occ);
+            }
+        }
+        if used_left.is_empty() {
+            return None;
+        }
+        used_right.sort_unstable();
+        used_right.dedup();
+        used_left.extend(used_right);
+        Some(used_left)
+    }
+}
+
+#[pymethods]
+impl Scan {
+    /// The occurrences that make rule `index` (of the core that scanned) hold, as
+    /// (field, first token, end token); empty when it does not hold.
+    fn evidence(&self, index: usize) -> PyResult<Vec<Occ>> {
+        let rule = self
+            .core
+            .rules
+            .get(index)
+            .ok_or_else(|| PyValueError::new_err(format!("no rule at index {index}")))?;
+        Ok(self.evaluate(&rule.plan).unwrap_or_default())
+    }
+
+    /// How many distinct keys occurred.
+    #[getter]
+    fn hit_count(&self) -> usize {
+        self.hits.len()
+    }
+}
+
+#[pymodule]
+fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Rule>()?;
+    m.add_class::<Core>()?;
+    m.add_class::<Scan>()?;
+    m.add_class::<StemCache>()?;
+    Ok(())
+}
