@@ -12,10 +12,9 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from schemas.alert import Alert
 from schemas.article import Article
 from schemas.story import StoryRecord
-from services.matcher.alerts import build_alert, summary_of
+from services.matcher.alerts import AlertRecord, ArticleAlerts
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
 
@@ -27,7 +26,8 @@ class Processed:
     """What one article record produced: a reason to dead-letter it, or alerts and a story."""
 
     reason: str | None = None
-    alerts: list[Alert] = field(default_factory=list)
+    article_id: str | None = None
+    alerts: list[AlertRecord] = field(default_factory=list)
     story: StoryRecord | None = None
 
 
@@ -66,22 +66,19 @@ class ArticleProcessor:
         story = self.stories.assign(
             article.article_id, article.source, article.received_at, article.title, article.body
         )
-        summary = summary_of(article)
+        writer = ArticleAlerts(
+            article, story_id=story.story_id, story_sources=list(story.sources), matched_at=now
+        )
+        first_for_rule = self.stories.first_for_rule
         alerts = [
-            build_alert(
+            writer.record(
                 match,
-                article,
-                summary=summary,
-                story_id=story.story_id,
-                first_of_story=self.stories.first_for_rule(
-                    article.article_id, match.tenant, match.rule_id
-                ),
-                story_sources=list(story.sources),
-                matched_at=now,
+                first_of_story=first_for_rule(article.article_id, match.tenant, match.rule_id),
             )
             for match in result.matches
         ]
         return Processed(
+            article_id=article.article_id,
             alerts=alerts,
             story=self.stories.record(article.article_id),
         )

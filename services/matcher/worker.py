@@ -131,9 +131,7 @@ class MatcherWorker:
             await self._dead_letter(message, outcome.reason)
             return
         for alert in outcome.alerts:
-            await self._alerts.send(
-                key=record_key(alert.tenant, alert.rule_id).encode(), value=encode(alert)
-            )
+            await self._alerts.send(key=alert.key, value=alert.value)
             self.metrics.alerts.labels(alert.severity).inc()
         if outcome.story is not None:
             story = outcome.story
@@ -146,7 +144,7 @@ class MatcherWorker:
             log.info(
                 "alerts produced",
                 extra={
-                    "article_id": outcome.alerts[0].article.article_id,
+                    "article_id": outcome.article_id,
                     "alert_ids": [a.alert_id for a in outcome.alerts],
                 },
             )

@@ -29,18 +29,43 @@ class Snippet(NamedTuple):
     match_end: int
 
 
-def spans(
-    occurrences: list[Occurrence],
-    texts: tuple[str, str],
-    streams: tuple[TokenStream, TokenStream],
-) -> list[Span]:
-    """Distinct occurrences as character spans, sorted by field (title first), then start."""
-    result: list[Span] = []
-    for field, first, end in sorted(set(occurrences)):
-        stream = streams[field]
-        start, stop = stream.starts[first], stream.ends[end - 1]
-        result.append(Span(FIELD_NAMES[field], start, stop, texts[field][start:stop]))
-    return result
+class Quotes:
+    """One article's occurrences as spans and snippets, each worked out once.
+
+    The alerts of one article quote the same few occurrences again and again (every rule
+    naming "China" quotes the same "China"), so quoting is memoised per article.
+    """
+
+    __slots__ = ("_snippets", "_spans", "_streams", "_texts")
+
+    def __init__(self, texts: tuple[str, str], streams: tuple[TokenStream, TokenStream]) -> None:
+        self._texts = texts
+        self._streams = streams
+        self._spans: dict[Occurrence, Span] = {}
+        self._snippets: dict[Span, Snippet] = {}
+
+    def spans(self, occurrences: list[Occurrence]) -> list[Span]:
+        """Distinct occurrences as character spans, sorted by field (title first), then start."""
+        memo = self._spans
+        result: list[Span] = []
+        for occurrence in sorted(set(occurrences)):
+            span = memo.get(occurrence)
+            if span is None:
+                field, first, end = occurrence
+                stream = self._streams[field]
+                start, stop = stream.starts[first], stream.ends[end - 1]
+                text = self._texts[field][start:stop]
+                span = memo[occurrence] = Span(FIELD_NAMES[field], start, stop, text)
+            result.append(span)
+        return result
+
+    def snippet(self, span: Span) -> Snippet:
+        """The snippet around `span` (see `snippet`)."""
+        found = self._snippets.get(span)
+        if found is None:
+            text = self._texts[0 if span.field == FIELD_NAMES[0] else 1]
+            found = self._snippets[span] = snippet(span, text)
+        return found
 
 
 def snippet(span: Span, text: str, context: int = SNIPPET_CONTEXT_CHARS) -> Snippet:

@@ -18,7 +18,7 @@ from newsalert_native import Core, Scan
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import CompiledRule, compile_rule
 from services.matcher.engine.errors import RuleCompileError, RuleError
-from services.matcher.engine.evidence import Snippet, Span, snippet, spans
+from services.matcher.engine.evidence import Quotes, Snippet, Span
 from services.matcher.engine.normalize import TokenStream, analyze
 from services.matcher.engine.plan import Occurrence
 from services.matcher.engine.stemming import Stemmer
@@ -44,7 +44,7 @@ class ArticleText(Protocol):
 class ArticleView:
     """One matched article: its texts, token streams and scan, for working out evidence."""
 
-    __slots__ = ("scan", "streams", "texts")
+    __slots__ = ("quotes", "scan")
 
     def __init__(
         self,
@@ -52,8 +52,7 @@ class ArticleView:
         streams: tuple[TokenStream, TokenStream],
         scan: Scan | None = None,
     ) -> None:
-        self.texts = texts
-        self.streams = streams
+        self.quotes = Quotes(texts, streams)
         self.scan = scan
 
     def evidence(self, index: int) -> tuple[list[Span], Snippet | None]:
@@ -63,11 +62,10 @@ class ArticleView:
 
     def quote(self, occurrences: list[Occurrence]) -> tuple[list[Span], Snippet | None]:
         """Occurrences as sorted character spans plus the snippet of the first one."""
-        evidence = spans(occurrences, self.texts, self.streams)
+        evidence = self.quotes.spans(occurrences)
         if not evidence:
             return evidence, None
-        first = evidence[0]
-        return evidence, snippet(first, self.texts[0 if first.field == "title" else 1])
+        return evidence, self.quotes.snippet(evidence[0])
 
 
 class RuleMatch:

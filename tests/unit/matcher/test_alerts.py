@@ -1,0 +1,94 @@
+"""Alert records are written straight to JSON: they must be exactly what the contract writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from schemas.alert import Alert
+from schemas.article import Article
+from schemas.watchlist import WatchlistRule
+from services.matcher.alerts import ArticleAlerts, evidence_of, summary_of
+from services.matcher.engine.matcher import Matcher
+
+MATCHED_AT = datetime(2023, 4, 15, 12, 0, 0, 123456, tzinfo=UTC)
+
+TRICKY = [
+    'He said "Li Shangfu" twice',
+    "a back\\slash, a tab\tand a bell\x07 near Li Shangfu",
+    "Li Shangfu (李尚福) 🚀 in Zürich\u2028next line",
+    "Li Shangfu\x1f\x7f at the end",
+]
+
+
+def _matcher() -> Matcher:
+    rules = [
+        WatchlistRule(
+            id="li-shangfu",
+            name='Li "the general" Shangfu \\ aliases',
+            any=["Li Shangfu", "李尚福"],
+            tags=["people", "defence"],
+            severity="high",
+        ),
+        WatchlistRule(id="zurich", name="Zürich", query="zurich OR bell"),
+    ]
+    matcher, errors = Matcher.build(("acme", r) for r in rules)
+    assert not errors
+    return matcher
+
+
+@pytest.mark.parametrize("body", TRICKY)
+@pytest.mark.parametrize("first_of_story", [True, False])
+def test_an_alert_record_is_byte_for_byte_what_the_alert_model_writes(
+    body: str, first_of_story: bool
+) -> None:
+    article = Article(
+        article_id="art-1",
+        url="https://example.com/a?b=1",
+        source="example.com",
+        title='Title with "quotes" and Li Shangfu',
+        body=body,
+        language="en",
+        published_at=datetime(2023, 4, 15, 9, 30, tzinfo=timezone(timedelta(hours=2))),
+        received_at=datetime(2023, 4, 15, 9, 31, 5, 250000, tzinfo=UTC),
+    )
+    sources = ["example.com", 'odd "source"']
+    writer = ArticleAlerts(
+        article, story_id="story_1", story_sources=sources, matched_at=MATCHED_AT
+    )
+    matches = _matcher().match(article).matches
+    assert matches
+    for match in matches:
+        record = writer.record(match, first_of_story=first_of_story)
+        evidence, snippet = evidence_of(match)
+        rule = match.rule.rule
+        expected = Alert(
+            alert_id=record.alert_id,
+            tenant=match.tenant,
+            rule_id=rule.id,
+            rule_name=rule.name,
+            rule_version=match.rule_version,
+            severity=rule.severity,
+            tags=list(rule.tags),
+            article=summary_of(article),
+            evidence=evidence,
+            snippet=snippet,
+            story_id="story_1",
+            first_of_story=first_of_story,
+            story_sources=sources,
+            matched_at=MATCHED_AT,
+        )
+        assert record.value == expected.model_dump_json().encode()
+        assert record.key == f"acme/{rule.id}".encode()
+
+
+def test_an_alert_without_optional_article_fields_is_still_the_model_s_json() -> None:
+    article = Article(article_id="art-2", title="", body="Li Shangfu", received_at=MATCHED_AT)
+    writer = ArticleAlerts(article, story_id="s", story_sources=[], matched_at=MATCHED_AT)
+    [match] = _matcher().match(article).matches
+    record = writer.record(match, first_of_story=True)
+    parsed = Alert.model_validate_json(record.value)
+    assert parsed.model_dump_json().encode() == record.value
+    assert parsed.article.url is None
+    assert parsed.story_sources == []
