@@ -31,6 +31,7 @@ from services.common.kafka import encode
 from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
+from services.matcher.alerts import AlertRecord
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.processing import ArticleProcessor, Processed
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
@@ -130,9 +131,7 @@ class MatcherWorker:
         if outcome.reason is not None:
             await self._dead_letter(message, outcome.reason)
             return
-        for alert in outcome.alerts:
-            await self._alerts.send(key=alert.key, value=alert.value)
-            self.metrics.alerts.labels(alert.severity).inc()
+        await self._send_alerts(outcome.alerts)
         if outcome.story is not None:
             story = outcome.story
             await self._stories.send(key=story.article_id.encode(), value=encode(story))
@@ -150,6 +149,14 @@ class MatcherWorker:
             )
         self.metrics.match_seconds.observe(time.perf_counter() - started)
         self._record_lag(message)
+
+    async def _send_alerts(self, alerts: list[AlertRecord]) -> None:
+        # Faust attaches each message to the event being processed and publishes it before
+        # committing the event's offset: an offset is committed only after its alerts are
+        # acknowledged.
+        for alert in alerts:
+            await self._alerts.send(key=alert.key, value=alert.value)
+            self.metrics.alerts.labels(alert.severity).inc()
 
     async def _dead_letter(self, message: Any, reason: str) -> None:
         rejected = RejectedRecord(
@@ -177,6 +184,8 @@ class MatcherWorker:
 
     def _build_app(self) -> faust.App:
         s = self.settings
+        # Faust creates its own folder, but not the ones above it.
+        s.matcher_data_dir.mkdir(parents=True, exist_ok=True)
         app = faust.App(
             s.matcher_group,
             broker=[f"kafka://{host.strip()}" for host in s.bootstrap_servers.split(",")],
