@@ -63,7 +63,7 @@ class MatcherMetrics:
             ),
             rules_loaded=Gauge(
                 "newsalert_matcher_rules_loaded",
-                "Rules compiled into the automaton this worker matches with.",
+                "Rules compiled into the index this worker matches with.",
                 registry=registry,
             ),
             rule_errors=Counter(
@@ -73,7 +73,7 @@ class MatcherMetrics:
             ),
             compile_seconds=Histogram(
                 "newsalert_matcher_compile_seconds",
-                "Time to compile a batch of rule changes into a new automaton.",
+                "Time to compile a batch of rule changes into a new index.",
                 buckets=COMPILE_BUCKETS,
                 registry=registry,
             ),

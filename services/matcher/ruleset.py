@@ -1,7 +1,7 @@
 """The rules a matcher worker holds: changes staged as they arrive, compiled in batches. No I/O.
 
 Rule records arrive one by one from the compacted rules topic, but a watchlist applied
-through the API arrives as hundreds of records at once. Rebuilding the automaton once per
+through the API arrives as hundreds of records at once. Rebuilding the index once per
 record would cost seconds; staging them and compiling once per batch costs one rebuild.
 The matcher in use is swapped atomically, so matching never waits for a compile.
 """

@@ -1,8 +1,12 @@
 """Matcher: every rule of every tenant against one article, in one scan. No I/O.
 
+Python analyses the article's text (normalize.py); the native core (`newsalert_native`,
+services/matcher/native) finds every rule literal in its tokens and decides the rules they
+put forward; evidence is quoted here, on demand.
+
 A Matcher is immutable. A changed ruleset builds a new one (`Matcher.updated`), which reuses
-the compiled form of every unchanged rule, so the only cost of a change is the automaton
-rebuild; a service swaps the new Matcher in between two articles.
+the compiled form of every unchanged rule, so the only cost of a change is rebuilding the
+core's index; a service swaps the new Matcher in between two articles.
 """
 
 from __future__ import annotations
@@ -195,7 +199,10 @@ def source_allowed(source: str | None, allowed: tuple[str, ...]) -> bool:
 
 
 def language_allowed(language: str | None, allowed: frozenset[str]) -> bool:
-    """An article of unknown language never passes a language filter."""
+    """An article of unknown language never passes a language filter.
+
+    The native core applies the same filters; these serve the reference matcher.
+    """
     return (
         not allowed
         or (language is not None and language.split("-")[0] in allowed)
@@ -210,7 +217,7 @@ class Matcher:
         self._rules = rules
         self._stemmer = stemmer
         self._ordered = list(rules.values())
-        # One automaton over every literal, and each literal's rules, in the native core.
+        # Every literal indexed by token, and each literal's rules, in the native core.
         self._core = Core([compiled.native for compiled in self._ordered])
 
     @classmethod
@@ -267,7 +274,7 @@ class Matcher:
 
     @property
     def literal_count(self) -> int:
-        """Distinct literal keys in the automaton."""
+        """Distinct literal keys in the index."""
         return self._core.literal_count
 
     def rules(self) -> list[CompiledRule]:

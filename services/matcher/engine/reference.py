@@ -1,7 +1,7 @@
 """A slow, obviously correct matcher: every rule, token by token. The test oracle. No I/O.
 
 It shares only the text analysis and the query parser with the fast engine (they *are* the
-rules.md contract), and re-implements everything else plainly: no automaton, no candidate
+rules.md contract), and re-implements everything else plainly: no literal index, no candidate
 selection, no compiled plan. The conformance suite runs every case through both.
 """
 
