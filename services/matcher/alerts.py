@@ -142,10 +142,7 @@ class ArticleAlerts:
         summary = summary_of(article).model_dump_json()
         sources = ",".join(map(_json, story_sources))
         self._story = f',"story_id":{_json(story_id)},"first_of_story":'
-        self._tail = (
-            f',"story_sources":[{sources}]'
-            f',"matched_at":{to_json(matched_at).decode()}}}'
-        )
+        self._tail = f',"story_sources":[{sources}],"matched_at":{to_json(matched_at).decode()}}}'
         self._article = f',"article":{summary},"evidence":['
 
     def record(self, match: RuleMatch, *, first_of_story: bool) -> AlertRecord:
