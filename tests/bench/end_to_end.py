@@ -55,11 +55,14 @@ async def _load_rules(
         await call(http, key, "POST", f"{api}/v1/watchlists:apply", json=watchlist)
 
 
-def _latencies(receiver: Receiver, since: int) -> list[float]:
-    """Arrival (wall clock) minus the article's acceptance, for webhooks from `since` on."""
+def _latencies(receiver: Receiver, since: int, prefix: str) -> list[float]:
+    """Arrival (wall clock) minus the article's acceptance, for webhooks from `since` on of
+    articles whose id starts with `prefix`: late webhooks of an earlier rate do not count."""
     found = []
     for request in receiver.requests[since:]:
         alert = json.loads(request.body)["data"]
+        if not alert["article"]["article_id"].startswith(prefix):
+            continue
         accepted = datetime.fromisoformat(alert["article"]["received_at"]).timestamp()
         found.append(request.wall - accepted)
     return found
@@ -108,7 +111,7 @@ async def _at_rate(
         sustained = False
         with contextlib.suppress(TimeoutError):
             await receiver.wait_for(lambda rs: len(rs) - before >= expected, GIVE_UP_S)
-    latencies = sorted(_latencies(receiver, before))
+    latencies = sorted(_latencies(receiver, before, f"r{rate}-"))
     arrived = len(latencies)
 
     def pct(p: int) -> float | None:
