@@ -22,6 +22,7 @@ class NotifierMetrics:
     dead_letters: Counter
     subscriptions_disabled: Gauge
     consumer_lag: Gauge
+    settle_retries: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> NotifierMetrics:
@@ -84,6 +85,12 @@ class NotifierMetrics:
             consumer_lag=Gauge(
                 "newsalert_notifier_consumer_lag",
                 "Alert records waiting in the partitions this instance owns.",
+                registry=registry,
+            ),
+            settle_retries=Counter(
+                "newsalert_notifier_settle_retries_total",
+                "Deliveries whose outcome could not be written to Kafka (busy or away), "
+                "settled again after a pause.",
                 registry=registry,
             ),
         )

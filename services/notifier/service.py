@@ -67,6 +67,9 @@ from services.notifier.signing import NoActiveSecretError, webhook_body, webhook
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 2000  # deliveries started and not settled, over every queue
+# A delivery whose outcome could not be written is settled again after these pauses.
+SETTLE_RETRY_FIRST_S = 0.5
+SETTLE_RETRY_MAX_S = 30.0
 
 
 def _now() -> datetime:
@@ -383,14 +386,29 @@ class Notifier:
         self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
     ) -> None:
         try:
-            await self._settle(task)
-        except Exception:
-            # Not settled: the offset stays uncommitted, so after a restart it is tried again.
-            log.exception("delivery could not be settled", extra={"alert_id": task.alert.alert_id})
-            return
+            await self._settle_until_done(task)
         finally:
             self._window.release()
         source.tracker.finish(partition, offset)
+
+    async def _settle_until_done(self, task: DeliveryTask) -> None:
+        # A delivery that could not be settled (its retry or dead letter not written: the
+        # broker busy or away) is tried again here, not left for a restart: until then its
+        # offset would hold back every commit and the alert would reach no one. A retry may
+        # repeat a webhook that did go out; receivers deduplicate on its id.
+        pause = SETTLE_RETRY_FIRST_S
+        while True:
+            try:
+                await self._settle(task)
+                return
+            except Exception:
+                self.metrics.settle_retries.inc()
+                log.exception(
+                    "delivery could not be settled; trying again",
+                    extra={"alert_id": task.alert.alert_id, "in_s": pause},
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SETTLE_RETRY_MAX_S)
 
     async def _spawn(
         self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
