@@ -361,9 +361,9 @@ struct Inner {
     stemmed: SequenceIndex,
     prefixes: PrefixTrie,
     /// key id -> rules that match outright when it occurs
-    direct: Vec<Vec<u32>>,
+    direct: Postings,
     /// key id -> rules to evaluate when it occurs
-    check: Vec<Vec<u32>>,
+    check: Postings,
     /// rules with no trigger: evaluated on every article
     always: Vec<u32>,
     /// article token -> what it is to this core: one lookup per token on the hot path
@@ -428,6 +428,31 @@ impl Inner {
             stem: stem.map_or(ABSENT, |s| self.stemmed.start(s)),
             prefixes: self.prefixes.matches(token),
         }
+    }
+}
+
+/// key id -> rule indices, in two flat arrays: a hit costs two adjacent reads, not a pointer
+/// chase to a small vector of its own somewhere in the heap.
+struct Postings {
+    starts: Vec<u32>,
+    rules: Vec<u32>,
+}
+
+impl Postings {
+    fn new(lists: Vec<Vec<u32>>) -> Self {
+        let mut starts = Vec::with_capacity(lists.len() + 1);
+        let mut rules = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        starts.push(0);
+        for list in lists {
+            rules.extend(list);
+            starts.push(rules.len() as u32);
+        }
+        Postings { starts, rules }
+    }
+
+    fn of(&self, key: u32) -> &[u32] {
+        let key = key as usize;
+        &self.rules[self.starts[key] as usize..self.starts[key + 1] as usize]
     }
 }
 
@@ -561,8 +586,8 @@ impl Core {
             raw,
             stemmed,
             prefixes,
-            direct,
-            check,
+            direct: Postings::new(direct),
+            check: Postings::new(check),
             always,
             tokens: Mutex::new(TokenMemo::default()),
             max_tokens,
@@ -639,8 +664,8 @@ impl Core {
         let mut outright: Vec<u32> = Vec::new();
         let mut candidates: Vec<u32> = inner.always.clone();
         for &key in &scan.hits {
-            outright.extend_from_slice(&inner.direct[key as usize]);
-            candidates.extend_from_slice(&inner.check[key as usize]);
+            outright.extend_from_slice(inner.direct.of(key));
+            candidates.extend_from_slice(inner.check.of(key));
         }
         outright.sort_unstable();
         outright.dedup();
