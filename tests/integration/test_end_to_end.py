@@ -108,6 +108,25 @@ def _log_lines(stack: Stack, service: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+async def _logged_as_delivered(stack: Stack, wanted: set[str], timeout_s: float = 30.0) -> set[str]:
+    """The alert ids the notifier's log says were delivered, once they include `wanted`.
+
+    The notifier writes that line after the receiver has answered, so it may trail the
+    webhook by a moment; a log file offers nothing to await but its own growth.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        delivered = {
+            str(line["alert_id"])
+            for line in _log_lines(stack, "notifier")
+            if line.get("outcome") == "delivered"
+        }
+        if wanted <= delivered or loop.time() > deadline:
+            return delivered
+        await asyncio.sleep(0.05)
+
+
 async def test_the_logs_of_all_three_services_are_json_and_follow_one_article(
     stack: Stack, receiver: Receiver
 ) -> None:
@@ -125,6 +144,5 @@ async def test_the_logs_of_all_three_services_are_json_and_follow_one_article(
     produced = [line for line in matcher if line.get("article_id") == first]
     assert produced
     assert set(produced[0]["alert_ids"]) <= alert_ids  # type: ignore[arg-type]
-    delivered = {line["alert_id"] for line in notifier if line.get("outcome") == "delivered"}
-    assert delivered == alert_ids
+    assert await _logged_as_delivered(stack, alert_ids) == alert_ids
     assert all(line["service"] == "notifier" for line in notifier)
