@@ -84,24 +84,31 @@ class AlertRecord(NamedTuple):
 _json: Callable[[str], str] = encode_basestring
 
 
-_RULE_FIELDS: dict[tuple[str, str, str], str] = {}
-_MAX_RULE_FIELDS = 1 << 18
+class RuleFields:
+    """What every alert of one rule version repeats, as JSON: written once per version.
 
+    Keyed by the version, so an edited rule gets fresh fields; bounded against a ruleset
+    that churns for ever.
+    """
 
-def _rule_fields(tenant: str, rule: WatchlistRule, version: str) -> str:
-    # What every alert of one rule version repeats: serialised once, not once per alert.
-    # The memo is keyed by the version, so an edited rule gets fresh fields.
-    key = (tenant, rule.id, version)
-    fields = _RULE_FIELDS.get(key)
-    if fields is None:
-        if len(_RULE_FIELDS) >= _MAX_RULE_FIELDS:
-            _RULE_FIELDS.clear()
-        fields = _RULE_FIELDS[key] = (
-            f',"tenant":{_json(tenant)},"rule_id":{_json(rule.id)},"rule_name":{_json(rule.name)}'
-            f',"rule_version":{_json(version)},"severity":{_json(rule.severity.value)}'
-            f',"tags":[{",".join(map(_json, rule.tags))}]'
-        )
-    return fields
+    def __init__(self, max_entries: int = 1 << 18) -> None:
+        self._memo: dict[tuple[str, str, str], str] = {}
+        self._max_entries = max_entries
+
+    def of(self, tenant: str, rule: WatchlistRule, version: str) -> str:
+        """`,"tenant":...,"tags":[...]`: the rule's part of an alert, in the model's order."""
+        key = (tenant, rule.id, version)
+        fields = self._memo.get(key)
+        if fields is None:
+            if len(self._memo) >= self._max_entries:
+                self._memo.clear()
+            fields = self._memo[key] = (
+                f',"tenant":{_json(tenant)},"rule_id":{_json(rule.id)}'
+                f',"rule_name":{_json(rule.name)},"rule_version":{_json(version)}'
+                f',"severity":{_json(rule.severity.value)}'
+                f',"tags":[{",".join(map(_json, rule.tags))}]'
+            )
+        return fields
 
 
 def _evidence_json(spans: list[Span]) -> str:
@@ -134,11 +141,13 @@ class ArticleAlerts:
         self,
         article: Article,
         *,
+        rule_fields: RuleFields,
         story_id: str,
         story_sources: list[str],
         matched_at: datetime,
     ) -> None:
         self._article_id = article.article_id
+        self._rule_fields = rule_fields
         summary = summary_of(article).model_dump_json()
         sources = ",".join(map(_json, story_sources))
         self._story = f',"story_id":{_json(story_id)},"first_of_story":'
@@ -153,7 +162,7 @@ class ArticleAlerts:
         value = "".join(
             (
                 f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"',
-                _rule_fields(tenant, rule, version),
+                self._rule_fields.of(tenant, rule, version),
                 self._article,
                 _evidence_json(match.evidence),
                 '],"snippet":',

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schemas.article import Article
 from schemas.story import StoryRecord
-from services.matcher.alerts import AlertRecord, ArticleAlerts
+from services.matcher.alerts import AlertRecord, ArticleAlerts, RuleFields
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
 
@@ -45,6 +45,7 @@ class ArticleProcessor:
 
     def __init__(self, stories: StoryIndex) -> None:
         self.stories = stories
+        self.rule_fields = RuleFields()
 
     def process(self, raw: bytes | None, matcher: Matcher, now: datetime) -> Processed:
         """The outcome of one record of the articles topic.
@@ -67,7 +68,11 @@ class ArticleProcessor:
             article.article_id, article.source, article.received_at, article.title, article.body
         )
         writer = ArticleAlerts(
-            article, story_id=story.story_id, story_sources=list(story.sources), matched_at=now
+            article,
+            rule_fields=self.rule_fields,
+            story_id=story.story_id,
+            story_sources=list(story.sources),
+            matched_at=now,
         )
         first_for_rule = self.stories.first_for_rule
         alerts = [

@@ -25,8 +25,6 @@ class StemCache:
 class Scan:
     """The literal hits of one article."""
 
-    @property
-    def hit_count(self) -> int: ...
     def evidence(self, index: int) -> list[tuple[int, int, int]]: ...
 
 class Core:

@@ -9,7 +9,7 @@ import pytest
 from schemas.alert import Alert
 from schemas.article import Article
 from schemas.watchlist import WatchlistRule
-from services.matcher.alerts import ArticleAlerts, evidence_of, summary_of
+from services.matcher.alerts import ArticleAlerts, RuleFields, evidence_of, summary_of
 from services.matcher.engine.matcher import Matcher
 
 MATCHED_AT = datetime(2023, 4, 15, 12, 0, 0, 123456, tzinfo=UTC)
@@ -55,7 +55,11 @@ def test_an_alert_record_is_byte_for_byte_what_the_alert_model_writes(
     )
     sources = ["example.com", 'odd "source"']
     writer = ArticleAlerts(
-        article, story_id="story_1", story_sources=sources, matched_at=MATCHED_AT
+        article,
+        rule_fields=RuleFields(),
+        story_id="story_1",
+        story_sources=sources,
+        matched_at=MATCHED_AT,
     )
     matches = _matcher().match(article).matches
     assert matches
@@ -85,7 +89,9 @@ def test_an_alert_record_is_byte_for_byte_what_the_alert_model_writes(
 
 def test_an_alert_without_optional_article_fields_is_still_the_model_s_json() -> None:
     article = Article(article_id="art-2", title="", body="Li Shangfu", received_at=MATCHED_AT)
-    writer = ArticleAlerts(article, story_id="s", story_sources=[], matched_at=MATCHED_AT)
+    writer = ArticleAlerts(
+        article, rule_fields=RuleFields(), story_id="s", story_sources=[], matched_at=MATCHED_AT
+    )
     [match] = _matcher().match(article).matches
     record = writer.record(match, first_of_story=True)
     parsed = Alert.model_validate_json(record.value)

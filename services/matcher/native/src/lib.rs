@@ -981,12 +981,6 @@ impl Scan {
             .ok_or_else(|| PyValueError::new_err(format!("no rule at index {index}")))?;
         Ok(self.evaluate(&rule.plan).unwrap_or_default())
     }
-
-    /// How many distinct keys occurred.
-    #[getter]
-    fn hit_count(&self) -> usize {
-        self.hits.len()
-    }
 }
 
 #[pymodule]
