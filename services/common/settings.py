@@ -140,6 +140,13 @@ class MatcherSettings(KafkaSettings, LoggingSettings):
     story_window_h: float = Field(
         default=72, gt=0, description="How long a story stays open to new copies."
     )
+    matcher_max_in_flight: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="Articles matched whose alerts Kafka has not yet stored; at this many the "
+        "worker waits.",
+    )
     matcher_data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "newsalert-matcher",
         description="Where faust keeps its per-app folder (its state lives in Kafka).",

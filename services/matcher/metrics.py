@@ -25,6 +25,7 @@ class MatcherMetrics:
     compile_seconds: Histogram
     consumer_lag: Gauge
     stories: Gauge
+    produce_retries: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> MatcherMetrics:
@@ -85,6 +86,11 @@ class MatcherMetrics:
             stories=Gauge(
                 "newsalert_matcher_stories",
                 "Articles held in the story index (the grouping window).",
+                registry=registry,
+            ),
+            produce_retries=Counter(
+                "newsalert_matcher_produce_retries_total",
+                "Batches of alerts or story records Kafka did not store, queued to send again.",
                 registry=registry,
             ),
         )

@@ -5,11 +5,11 @@ compiled in batches), `ArticleProcessor` (decode, match, group, build alerts) an
 index. Every worker holds every rule and follows the whole rules topic itself; articles are
 split between the workers of one consumer group.
 
-At-least-once: faust acknowledges an article when the agent moves past it, and before it
-commits offsets it flushes the producer, so an offset is committed only after the alerts of
-every article before it were acknowledged by Kafka (acks=all). A worker killed in between
-leaves the offsets uncommitted and the next owner of the partition matches those articles
-again; their alerts carry the same deterministic ids.
+At-least-once: an article's alerts, story record and any dead letter leave through a
+`BatchingProducer` (idempotent, acks=all), and the article is acknowledged to faust only when
+Kafka has stored every one of them; faust commits only acknowledged offsets. A worker killed in
+between leaves the offsets uncommitted and the next owner of the partition matches those
+articles again; their alerts carry the same deterministic ids.
 """
 
 from __future__ import annotations
@@ -19,25 +19,30 @@ import base64
 import gc
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from schemas.article import RejectedRecord
 from schemas.watchlist import RuleRecord
+from services.common.batching_producer import BatchingProducer, Delivery, Record
 from services.common.compacted import CompactedView
-from services.common.kafka import encode
+from services.common.kafka import KafkaError, encode, make_producer
 from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
-from services.matcher.alerts import AlertRecord
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.processing import ArticleProcessor, Processed
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
 from services.matcher.story_view import StoryView
 
 log = logging.getLogger(__name__)
+
+# One batch per partition per request: large enough that a busy partition's alerts go in a few
+# requests, well under the broker's default message.max.bytes (1 MiB).
+_MAX_BATCH_BYTES = 512 * 1024
 
 
 def _now() -> datetime:
@@ -68,6 +73,8 @@ class MatcherWorker:
         self._rules_changed = asyncio.Event()
         self._ready = asyncio.Event()
         self._lag: dict[Any, int] = {}
+        self._producer: Any = None
+        self._batches: BatchingProducer | None = None
         self.app = self._build_app()
 
     # -- rules ---------------------------------------------------------------------------
@@ -108,6 +115,7 @@ class MatcherWorker:
             self._compile()
 
     async def _start_views(self) -> None:
+        await self._start_producer()
         await self.rules_view.start()
         await self.stories.start()
         self._compile()
@@ -115,31 +123,88 @@ class MatcherWorker:
         log.info("matcher ready", extra={"rules": len(self.ruleset.matcher)})
         await self._keep_rules_current()
 
+    # -- producing -----------------------------------------------------------------------
+
+    async def _start_producer(self) -> None:
+        self._producer = make_producer(
+            self.settings.bootstrap_servers,
+            client_id="newsalert-matcher",
+            max_batch_size=_MAX_BATCH_BYTES,
+        )
+        await self._producer.start()
+        batches = BatchingProducer(self._producer, on_retry=self._on_retry)
+        topics = self.topics
+        await batches.prepare([topics.alerts.name, topics.stories.name, topics.articles_dlq.name])
+        self._batches = batches
+
+    def _on_retry(self, topic: str, error: KafkaError) -> None:
+        self.metrics.produce_retries.inc()
+
+    async def _stop_producer(self) -> None:
+        if self._batches is not None:
+            await self._batches.close()
+        if self._producer is not None:
+            await self._producer.stop()
+
     # -- articles ------------------------------------------------------------------------
 
     async def _match_stream(self, stream: faust.StreamT[Any]) -> None:
         # No article is matched before every rule is loaded: an article matched against a
         # half-loaded ruleset would silently miss alerts.
         await self._ready.wait()
-        async for event in stream.events():
-            await self._handle(event)
+        # Faust would acknowledge an article as soon as the loop moves past it; here it is
+        # acknowledged when Kafka has stored what it produced, which may be a few articles
+        # later. The bounded queue is the backpressure: a slow broker pauses the matching.
+        manual = cast(faust.Stream[Any], stream).noack()  # StreamT does not declare it
+        unacked: asyncio.Queue[tuple[Any, Delivery]] = asyncio.Queue(
+            self.settings.matcher_max_in_flight
+        )
+        drain_s = 10.0
+        acker = asyncio.get_running_loop().create_task(self._ack_when_stored(manual, unacked))
+        try:
+            async for event in manual.events():
+                await unacked.put((event, self._handle(event)))
+        finally:
+            # Stopping (SIGTERM, rebalance): what was matched is acknowledged once stored, so
+            # the final commit covers it and the next owner does not redo it.
+            try:
+                await asyncio.wait_for(unacked.join(), drain_s)
+            except TimeoutError:
+                log.warning("stopped with alerts not yet stored; their articles will be redone")
+            acker.cancel()
 
-    async def _handle(self, event: Any) -> None:
+    async def _ack_when_stored(
+        self, stream: faust.StreamT[Any], unacked: asyncio.Queue[tuple[Any, Delivery]]
+    ) -> None:
+        while True:
+            event, delivery = await unacked.get()
+            await delivery
+            await stream.ack(event)
+            self._record_lag(event.message)
+            unacked.task_done()
+
+    def _handle(self, event: Any) -> Delivery:
+        assert self._batches is not None, "articles are matched only once the worker is ready"
         message = event.message
         started = time.perf_counter()
         outcome: Processed = self.processor.process(event.value, self.ruleset.matcher, _now())
         if outcome.reason is not None:
-            await self._dead_letter(message, outcome.reason)
-            return
-        await self._send_alerts(outcome.alerts)
+            return self._dead_letter(message, outcome.reason)
+        topics = self.topics
+        records: list[Record] = [(topics.alerts.name, a.key, a.value) for a in outcome.alerts]
         if outcome.story is not None:
             story = outcome.story
-            await self._stories.send(key=story.article_id.encode(), value=encode(story))
-            for evicted in self.stories.index.take_evicted():
-                await self._stories.send(key=evicted.encode(), value=None)
+            records.append((topics.stories.name, story.article_id.encode(), encode(story)))
+            records.extend(
+                (topics.stories.name, evicted.encode(), None)
+                for evicted in self.stories.index.take_evicted()
+            )
             self.metrics.stories.set(len(self.stories.index))
+        delivery = self._batches.send(records)
         self.metrics.articles.labels("matched" if outcome.alerts else "unmatched").inc()
         if outcome.alerts:
+            for severity, count in Counter(a.severity for a in outcome.alerts).items():
+                self.metrics.alerts.labels(severity).inc(count)
             log.info(
                 "alerts produced",
                 extra={
@@ -148,17 +213,10 @@ class MatcherWorker:
                 },
             )
         self.metrics.match_seconds.observe(time.perf_counter() - started)
-        self._record_lag(message)
+        return delivery
 
-    async def _send_alerts(self, alerts: list[AlertRecord]) -> None:
-        # Faust attaches each message to the event being processed and publishes it before
-        # committing the event's offset: an offset is committed only after its alerts are
-        # acknowledged.
-        for alert in alerts:
-            await self._alerts.send(key=alert.key, value=alert.value)
-            self.metrics.alerts.labels(alert.severity).inc()
-
-    async def _dead_letter(self, message: Any, reason: str) -> None:
+    def _dead_letter(self, message: Any, reason: str) -> Delivery:
+        assert self._batches is not None
         rejected = RejectedRecord(
             topic=message.topic,
             partition=message.partition,
@@ -168,12 +226,15 @@ class MatcherWorker:
             reason=reason,
             rejected_at=_now(),
         )
-        await self._dlq.send(key=message.key, value=encode(rejected))
+        delivery = self._batches.send(
+            [(self.topics.articles_dlq.name, message.key, encode(rejected))]
+        )
         self.metrics.articles.labels("dead_letter").inc()
         log.warning(
             "article record sent to the dead-letter topic",
             extra={"partition": message.partition, "offset": message.offset, "reason": reason},
         )
+        return delivery
 
     def _record_lag(self, message: Any) -> None:
         tp = message.tp
@@ -216,18 +277,15 @@ class MatcherWorker:
         articles = app.topic(
             self.topics.articles.name, value_serializer="raw", key_serializer="raw"
         )
-        self._alerts = app.topic(
-            self.topics.alerts.name, value_serializer="raw", key_serializer="raw"
-        )
-        self._stories = app.topic(
-            self.topics.stories.name, value_serializer="raw", key_serializer="raw"
-        )
-        self._dlq = app.topic(
-            self.topics.articles_dlq.name, value_serializer="raw", key_serializer="raw"
-        )
         app.agent(articles, name="match-articles")(self._match_stream)
         app.task(self._start_views)
         worker = self
+
+        @app.on_before_shutdown.connect
+        async def stop_producer(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            # By now faust has waited for every consumed article to be acknowledged, that is
+            # for its records to be stored.
+            await worker._stop_producer()
 
         @app.page("/healthz")
         async def healthz(view: Any, request: Any) -> Any:
