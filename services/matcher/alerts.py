@@ -15,11 +15,10 @@ from pydantic_core import to_json
 from schemas.alert import ArticleSummary, Evidence, MatchRecord, Snippet
 from schemas.article import Article
 from schemas.common import SCHEMA_VERSION
-from schemas.identity import alert_id
-from schemas.watchlist import WatchlistRule
+from schemas.identity import alert_id, alert_id_of, alert_id_prefix
 from services.common.topics import record_key
-from services.matcher.engine.evidence import Snippet as EngineSnippet
-from services.matcher.engine.evidence import Span
+from services.matcher.engine.compile import CompiledRule
+from services.matcher.engine.evidence import Quoted
 from services.matcher.engine.matcher import RuleMatch
 
 
@@ -84,45 +83,59 @@ class AlertRecord(NamedTuple):
 _json: Callable[[str], str] = encode_basestring
 
 
-class RuleFields:
-    """What every alert of one rule version repeats, as JSON: written once per version.
+class RuleParts(NamedTuple):
+    """What every alert of one compiled rule repeats, prepared once."""
 
-    Keyed by the version, so an edited rule gets fresh fields; bounded against a ruleset
-    that churns for ever.
+    rule: CompiledRule  # held, so that the id the memo is keyed by stays this rule's
+    key: bytes  # the record key, `tenant/rule_id`
+    fields: str  # `,"tenant":...,"tags":[...]`: the rule's part of an alert, in model order
+    id_prefix: bytes  # see `schemas.identity.alert_id_prefix`
+    severity: str
+
+
+class RuleFields:
+    """The `RuleParts` of each compiled rule, written once per rule version.
+
+    A compiled rule stands for one version of one rule, so an edited rule gets fresh parts.
+    Keyed by object identity (hashing a rule by value costs more than the memo saves), and
+    bounded against a ruleset that churns for ever.
     """
 
     def __init__(self, max_entries: int = 1 << 18) -> None:
-        self._memo: dict[tuple[str, str, str], str] = {}
+        self._memo: dict[int, RuleParts] = {}
         self._max_entries = max_entries
 
-    def of(self, tenant: str, rule: WatchlistRule, version: str) -> str:
-        """`,"tenant":...,"tags":[...]`: the rule's part of an alert, in the model's order."""
-        key = (tenant, rule.id, version)
-        fields = self._memo.get(key)
-        if fields is None:
+    def of(self, compiled: CompiledRule) -> RuleParts:
+        """The parts of `compiled`'s alerts."""
+        parts = self._memo.get(id(compiled))
+        if parts is None or parts.rule is not compiled:
             if len(self._memo) >= self._max_entries:
                 self._memo.clear()
-            fields = self._memo[key] = (
+            tenant, rule, version = compiled.tenant, compiled.rule, compiled.version
+            parts = self._memo[id(compiled)] = RuleParts(
+                compiled,
+                record_key(tenant, rule.id).encode(),
                 f',"tenant":{_json(tenant)},"rule_id":{_json(rule.id)}'
                 f',"rule_name":{_json(rule.name)},"rule_version":{_json(version)}'
                 f',"severity":{_json(rule.severity.value)}'
-                f',"tags":[{",".join(map(_json, rule.tags))}]'
+                f',"tags":[{",".join(map(_json, rule.tags))}]',
+                alert_id_prefix(tenant, rule.id, version),
+                rule.severity.value,
             )
-        return fields
+        return parts
 
 
-def _evidence_json(spans: list[Span]) -> str:
-    return ",".join(
+def _quoted_json(quoted: Quoted) -> str:
+    """`[evidence...],"snippet":{...}`: an alert's evidence and snippet, as JSON."""
+    evidence = ",".join(
         f'{{"field":"{s.field}","start":{s.start},"end":{s.end},"text":{_json(s.text)}}}'
-        for s in spans
+        for s in quoted.spans
     )
-
-
-def _snippet_json(snippet: EngineSnippet | None) -> str:
+    snippet = quoted.snippet
     if snippet is None:
-        return "null"
+        return f'{evidence}],"snippet":null'
     return (
-        f'{{"field":"{snippet.field}","text":{_json(snippet.text)}'
+        f'{evidence}],"snippet":{{"field":"{snippet.field}","text":{_json(snippet.text)}'
         f',"match_start":{snippet.match_start},"match_end":{snippet.match_end}}}'
     )
 
@@ -132,8 +145,9 @@ class ArticleAlerts:
 
     An article at 10k rules raises about fifty alerts; building and serialising a validated
     model for each cost more than all the matching. Everything the alerts share (the article
-    summary, the story, the time) is serialised once, through the contract models, and each
-    alert adds only its own fields. `tests/unit/matcher/test_alerts.py` holds the result equal,
+    summary, the story, the time) is serialised once, through the contract models; each rule's
+    fields once per rule version; each distinct evidence once per article. An alert then only
+    joins the pieces. `tests/unit/matcher/test_alerts.py` holds the result equal,
     byte for byte, to `Alert(...).model_dump_json()`.
     """
 
@@ -146,8 +160,9 @@ class ArticleAlerts:
         story_sources: list[str],
         matched_at: datetime,
     ) -> None:
-        self._article_id = article.article_id
+        self._article_id = article.article_id.encode()
         self._rule_fields = rule_fields
+        self._quoted: dict[Quoted, str] = {}  # by identity: see `Quoted`
         summary = summary_of(article).model_dump_json()
         sources = ",".join(map(_json, story_sources))
         self._story = f',"story_id":{_json(story_id)},"first_of_story":'
@@ -156,25 +171,21 @@ class ArticleAlerts:
 
     def record(self, match: RuleMatch, *, first_of_story: bool) -> AlertRecord:
         """The alert of one match; its id depends only on rule version and article."""
-        rule = match.rule.rule
-        tenant, version = match.tenant, match.rule_version
-        identifier = alert_id(tenant, rule.id, version, self._article_id)
+        parts = self._rule_fields.of(match.rule)
+        identifier = alert_id_of(parts.id_prefix, self._article_id)
+        quoted = match.quoted
+        evidence = self._quoted.get(quoted)
+        if evidence is None:
+            evidence = self._quoted[quoted] = _quoted_json(quoted)
         value = "".join(
             (
                 f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"',
-                self._rule_fields.of(tenant, rule, version),
+                parts.fields,
                 self._article,
-                _evidence_json(match.evidence),
-                '],"snippet":',
-                _snippet_json(match.snippet),
+                evidence,
                 self._story,
                 "true" if first_of_story else "false",
                 self._tail,
             )
         )
-        return AlertRecord(
-            record_key(tenant, rule.id).encode(),
-            value.encode("utf-8"),
-            identifier,
-            rule.severity.value,
-        )
+        return AlertRecord(parts.key, value.encode("utf-8"), identifier, parts.severity)

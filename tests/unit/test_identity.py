@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from schemas.identity import alert_id, article_id, canonical_url, source_domain
+from schemas.identity import (
+    alert_id,
+    alert_id_of,
+    alert_id_prefix,
+    article_id,
+    canonical_url,
+    source_domain,
+)
 
 # --- Canonical URL ---------------------------------------------------------------------------
 
@@ -109,6 +116,21 @@ def test_alert_id_changes_with_each_of_its_inputs(position: int) -> None:
     changed = list(ALERT_INPUTS)
     changed[position] += "x"
     assert alert_id(*changed) != alert_id(*ALERT_INPUTS)
+
+
+def test_alert_ids_never_change_between_releases() -> None:
+    # Receivers deduplicate on alert ids across restarts and upgrades, so the ids are pinned
+    # (computed by the code before `alert_id_prefix` existed): a change is a breaking change.
+    assert alert_id(*ALERT_INPUTS) == "alert_8b8a9fc32d7a0612d7f9adeb1acff2a5"
+    unicode_article = ("acme", "li-shangfu", "0123456789abcdef", "статья-é")
+    assert alert_id(*unicode_article) == "alert_3b6ad29a1479f69f7e802c67459da00f"
+
+
+def test_an_alert_id_from_its_rule_prefix_is_the_same_id() -> None:
+    tenant, rule_id, version, article = ALERT_INPUTS
+    prefix = alert_id_prefix(tenant, rule_id, version)
+    assert alert_id_of(prefix, article.encode()) == alert_id(*ALERT_INPUTS)
+    assert alert_id_of(prefix, "статья".encode()) == alert_id(tenant, rule_id, version, "статья")
 
 
 def test_alert_id_inputs_do_not_run_into_each_other() -> None:

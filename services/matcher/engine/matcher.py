@@ -22,7 +22,7 @@ from newsalert_native import Core, Scan
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import CompiledRule, compile_rule
 from services.matcher.engine.errors import RuleCompileError, RuleError
-from services.matcher.engine.evidence import Quotes, Snippet, Span
+from services.matcher.engine.evidence import Quoted, Quotes, Snippet, Span
 from services.matcher.engine.normalize import TokenStream, analyze
 from services.matcher.engine.plan import Occurrence
 from services.matcher.engine.stemming import Stemmer
@@ -59,17 +59,14 @@ class ArticleView:
         self.quotes = Quotes(texts, streams)
         self.scan = scan
 
-    def evidence(self, index: int) -> tuple[list[Span], Snippet | None]:
+    def evidence(self, index: int) -> Quoted:
         """Evidence of the scanning core's rule `index`, and a snippet around its first one."""
         assert self.scan is not None, "only a scanned article can be asked for evidence"
-        return self.quote(self.scan.evidence(index))
+        return self.quotes.quote(self.scan.evidence(index))
 
-    def quote(self, occurrences: list[Occurrence]) -> tuple[list[Span], Snippet | None]:
+    def quote(self, occurrences: list[Occurrence]) -> Quoted:
         """Occurrences as sorted character spans plus the snippet of the first one."""
-        evidence = self.quotes.spans(occurrences)
-        if not evidence:
-            return evidence, None
-        return evidence, self.quotes.snippet(evidence[0])
+        return self.quotes.quote(occurrences)
 
 
 class RuleMatch:
@@ -80,21 +77,19 @@ class RuleMatch:
     needed (a count, a filter that drops the alert).
     """
 
-    __slots__ = ("_evidence", "_index", "_snippet", "_view", "rule")
+    __slots__ = ("_index", "_quoted", "_view", "rule")
 
     def __init__(
         self,
         rule: CompiledRule,
         view: ArticleView | None = None,
         index: int = -1,
-        evidence: list[Span] | None = None,
-        snippet: Snippet | None = None,
+        quoted: Quoted | None = None,
     ) -> None:
         self.rule = rule
         self._view = view
         self._index = index  # the rule's place in the core that scanned `view`
-        self._evidence = evidence
-        self._snippet = snippet
+        self._quoted = quoted
 
     @property
     def tenant(self) -> str:
@@ -112,23 +107,23 @@ class RuleMatch:
         return self.rule.version
 
     @property
+    def quoted(self) -> Quoted:
+        """Evidence and snippet together, shared with every match on the same occurrences."""
+        if self._quoted is None:
+            assert self._view is not None
+            self._quoted = self._view.evidence(self._index)
+            self._view = None
+        return self._quoted
+
+    @property
     def evidence(self) -> list[Span]:
         """Every occurrence that made the rule fire."""
-        self._resolve()
-        assert self._evidence is not None
-        return self._evidence
+        return list(self.quoted.spans)
 
     @property
     def snippet(self) -> Snippet | None:
         """An excerpt around the first occurrence."""
-        self._resolve()
-        return self._snippet
-
-    def _resolve(self) -> None:
-        if self._evidence is None:
-            assert self._view is not None
-            self._evidence, self._snippet = self._view.evidence(self._index)
-            self._view = None
+        return self.quoted.snippet
 
     def __repr__(self) -> str:
         return f"RuleMatch({self.tenant}/{self.rule_id}@{self.rule_version})"

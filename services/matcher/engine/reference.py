@@ -69,8 +69,7 @@ class ReferenceMatcher:
                 continue
             found = _Evaluation(compiled.rule, streams, self._stemmer).run(ast)
             if found is not None:
-                evidence, first = view.quote(found)
-                matches.append(RuleMatch(compiled, evidence=evidence, snippet=first))
+                matches.append(RuleMatch(compiled, quoted=view.quote(found)))
         stats = MatchStats(len(self._rules), 0, 0.0, 0.0)
         return MatchResult([m.rule for m in matches], stats, matches=matches)
 
