@@ -146,8 +146,8 @@ class ArticleAlerts:
     An article at 10k rules raises about fifty alerts; building and serialising a validated
     model for each cost more than all the matching. Everything the alerts share (the article
     summary, the story, the time) is serialised once, through the contract models; each rule's
-    fields once per rule version; each distinct evidence once per article. An alert then only
-    joins the pieces. `tests/unit/matcher/test_alerts.py` holds the result equal,
+    fields once per rule version; evidence natively, each span and snippet once per article. An
+    alert then only joins the pieces. `tests/unit/matcher/test_alerts.py` holds the result equal,
     byte for byte, to `Alert(...).model_dump_json()`.
     """
 
@@ -162,7 +162,6 @@ class ArticleAlerts:
     ) -> None:
         self._article_id = article.article_id.encode()
         self._rule_fields = rule_fields
-        self._quoted: dict[Quoted, str] = {}  # by identity: see `Quoted`
         summary = summary_of(article).model_dump_json()
         sources = ",".join(map(_json, story_sources))
         self._story = f',"story_id":{_json(story_id)},"first_of_story":'
@@ -173,10 +172,9 @@ class ArticleAlerts:
         """The alert of one match; its id depends only on rule version and article."""
         parts = self._rule_fields.of(match.rule)
         identifier = alert_id_of(parts.id_prefix, self._article_id)
-        quoted = match.quoted
-        evidence = self._quoted.get(quoted)
+        evidence = match.evidence_json()
         if evidence is None:
-            evidence = self._quoted[quoted] = _quoted_json(quoted)
+            evidence = _quoted_json(match.quoted)
         value = "".join(
             (
                 f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"',

@@ -27,6 +27,19 @@ class Scan:
 
     def evidence(self, index: int) -> list[tuple[int, int, int]]: ...
 
+class EvidenceWriter:
+    """One article's evidence as the JSON fragment an alert carries (src/quote.rs)."""
+
+    def __init__(
+        self,
+        texts: tuple[str, str],
+        starts: tuple[Sequence[int], Sequence[int]],
+        ends: tuple[Sequence[int], Sequence[int]],
+        field_names: tuple[str, str],
+        context: int,
+    ) -> None: ...
+    def json(self, scan: Scan, index: int) -> str: ...
+
 class Core:
     """A ruleset ready to scan articles."""
 

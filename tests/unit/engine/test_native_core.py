@@ -7,7 +7,7 @@ cases reach the parts of it that ordinary articles rarely touch.
 from __future__ import annotations
 
 import pytest
-from newsalert_native import Core, StemCache
+from newsalert_native import Core, EvidenceWriter, StemCache
 
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import compile_rule
@@ -92,3 +92,23 @@ def test_the_stem_cache_stems_once_and_stays_bounded() -> None:
     ]
     assert calls == ["drills", "cats", "dogs"]
     assert len(cache) <= 2
+
+
+def test_the_evidence_writer_refuses_offsets_that_do_not_fit_the_text() -> None:
+    names = ("title", "body")
+    with pytest.raises(ValueError, match="2 token starts but 1 ends"):
+        EvidenceWriter(("a b", ""), ([0, 2], []), ([1], []), names, 80)
+    with pytest.raises(ValueError, match="not within the text's 3 characters"):
+        EvidenceWriter(("a b", ""), ([0, 2], []), ([1, 4], []), names, 80)
+    with pytest.raises(ValueError, match="not within"):
+        EvidenceWriter(("a b", ""), ([2], []), ([1], []), names, 80)
+
+
+def test_the_evidence_writer_counts_offsets_in_characters_not_bytes() -> None:
+    matcher, _ = Matcher.build([_rule("r", any=["zurich"])])
+    result = matcher.match(article("", "Grüße aus Zürich"))
+    [match] = result.matches
+    assert match.evidence_json() == (
+        '{"field":"body","start":10,"end":16,"text":"Zürich"}],"snippet":'
+        '{"field":"body","text":"Grüße aus Zürich","match_start":10,"match_end":16}'
+    )

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.alert import Alert
 from schemas.article import Article
 from schemas.watchlist import WatchlistRule
-from services.matcher.alerts import ArticleAlerts, RuleFields, evidence_of, summary_of
+from services.matcher.alerts import (
+    ArticleAlerts,
+    RuleFields,
+    _quoted_json,
+    evidence_of,
+    summary_of,
+)
 from services.matcher.engine.matcher import Matcher
 
 MATCHED_AT = datetime(2023, 4, 15, 12, 0, 0, 123456, tzinfo=UTC)
@@ -98,3 +106,67 @@ def test_an_alert_without_optional_article_fields_is_still_the_model_s_json() ->
     assert parsed.model_dump_json().encode() == record.value
     assert parsed.article.url is None
     assert parsed.story_sources == []
+
+
+# -- native evidence ----------------------------------------------------------------------
+# Alerts take their evidence from the native writer (src/quote.rs); evidence.py and
+# `_quoted_json` are its definition. Texts mix what makes offsets hard: accents composed and
+# decomposed, characters that expand (ß, ﬁ) or vanish (soft hyphen), CJK tokens, emoji,
+# newlines inside snippets, quotes and control characters, and long runs without spaces.
+
+_WORDS = st.sampled_from(
+    [
+        "china",
+        "Beijing",
+        "Zürich",
+        "Zu\u0308rich",
+        "straße",
+        "ﬁnance",
+        "Li",
+        "Shangfu",
+        "李尚福",
+        "🚀",
+        'say"s',
+        "back\\slash",
+        "bell\x07",
+        "drill",
+        "drills",
+        "Rus\u00adsia",
+        "x" * 120,
+        "U.S.",
+        "defence",
+        "Müller's",
+        "\u2028",
+        "İstanbul",
+    ]
+)
+_GAPS = st.sampled_from([" ", "  ", "\n", " \n ", ", ", "\t", ". ", "-"])
+
+
+@st.composite
+def _texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(_WORDS, min_size=1, max_size=60))
+    gaps = draw(st.lists(_GAPS, min_size=len(words), max_size=len(words)))
+    return "".join(w + g for w, g in zip(words, gaps, strict=True))
+
+
+_EVIDENCE_RULES = [
+    WatchlistRule(id="names", name="n", any=["Li Shangfu", "李尚福", "zurich", "Müller"]),
+    WatchlistRule(id="near", name="n", query="(china OR beijing) NEAR/5 (russia OR defence)"),
+    WatchlistRule(id="stems", name="n", query="drill", stem=True),
+    WatchlistRule(id="title-only", name="n", query="title:finance OR strasse"),
+    WatchlistRule(id="prefix", name="n", query="istan* AND NOT zzz"),
+    WatchlistRule(id="long", name="n", any=["x" * 120, "U.S."]),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_texts(), body=_texts())
+def test_the_native_evidence_is_the_evidence_python_quotes(title: str, body: str) -> None:
+    matcher, errors = Matcher.build(("acme", r) for r in _EVIDENCE_RULES)
+    assert not errors
+    article = Article(article_id="a", title=title, body=body, received_at=MATCHED_AT)
+    for match in matcher.match(article).matches:
+        native = match.evidence_json()
+        assert native is not None
+        assert native == _quoted_json(match.quoted)

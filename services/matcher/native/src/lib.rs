@@ -19,6 +19,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+mod quote;
+
 const RAW_SEP: char = ' ';
 const STEM_SEP: char = '\x01';
 const BOTH: u8 = 0b11;
@@ -974,6 +976,12 @@ impl Scan {
     /// The occurrences that make rule `index` (of the core that scanned) hold, as
     /// (field, first token, end token); empty when it does not hold.
     fn evidence(&self, index: usize) -> PyResult<Vec<Occ>> {
+        self.occurrences_of(index)
+    }
+}
+
+impl Scan {
+    fn occurrences_of(&self, index: usize) -> PyResult<Vec<Occ>> {
         let rule = self
             .core
             .rules
@@ -989,5 +997,6 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Scan>()?;
     m.add_class::<StemCache>()?;
+    m.add_class::<quote::EvidenceWriter>()?;
     Ok(())
 }
