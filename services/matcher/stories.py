@@ -27,9 +27,8 @@ never a false merge.
 * Near-copies, of any length: a 128-value MinHash signature, computed as one-permutation
   MinHash (each shingle hash falls in one of 128 bins by its top 7 bits and each bin keeps its
   least hash; an empty bin borrows from the next full bin, tagged with the distance). That
-  costs one pass over the shingles instead of 128, which is what makes it affordable in pure
-  Python. LSH banding, 32 bands of 4 rows: articles with Jaccard 0.5 share a band with
-  probability 0.87, 0.6: 0.99, 0.2: 0.05.
+  costs one pass over the shingles instead of 128. LSH banding, 32 bands of 4 rows: articles
+  with Jaccard 0.5 share a band with probability 0.87, 0.6: 0.99, 0.2: 0.05.
 * Shared passages: one shingle in 8 (hash divisible by 8) is a passage fingerprint; a passage
   of 55 words holds about 6 of them, so an article sharing one with the new article is a
   candidate.
@@ -46,6 +45,12 @@ changelog; `restore` re-applies them, in any order, to the same index. Records o
 evicted since can be deleted (`take_evicted`) or left to the topic's retention: `restore`
 ignores records older than the window. `restore` is idempotent, so a worker may also keep
 applying the records other workers write, to group articles it did not see itself.
+
+Speed
+-----
+Shingling and band keys run per article in the native core (`newsalert_native`,
+services/matcher/native/src/shingles.rs); `shingle_hashes`, `Fingerprint.signature` and
+`reference_band_keys` here are their definition, and the tests hold the two equal.
 
 A story's state (its article count and sources) is that of its latest article still held, so
 an index rebuilt from records answers exactly as the original; a rule's claim to the first
@@ -72,6 +77,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise, repeat
 
+import newsalert_native
+
 from schemas.story import SHINGLE_HASH_SPACE, StoryRecord
 from services.matcher.engine.normalize import analyze
 
@@ -97,7 +104,8 @@ def shingle_hashes(title: str, body: str, words: int = SHINGLE_WORDS) -> set[int
     """The 32-bit hashes of the word `words`-shingles of the title and of the body.
 
     A field shorter than `words` tokens is one shingle. Title and body are shingled apart, so
-    another headline changes only the title's few shingles.
+    another headline changes only the title's few shingles. The reference for the native
+    `newsalert_native.shingle_hashes`, which `Fingerprint.of_text` uses.
     """
     hashes: set[int] = set()
     for text in (title, body):
@@ -127,7 +135,10 @@ class Fingerprint:
     @classmethod
     def of(cls, hashes: Iterable[int], max_size: int = MAX_SHINGLES) -> Fingerprint:
         """The fingerprint of a set of shingle hashes."""
-        ordered = sorted(set(hashes))
+        return cls._capped(sorted(set(hashes)), max_size)
+
+    @classmethod
+    def _capped(cls, ordered: list[int], max_size: int) -> Fingerprint:
         limit = HASH_SPACE
         if len(ordered) > max_size:
             limit = ordered[max_size]
@@ -136,8 +147,9 @@ class Fingerprint:
 
     @classmethod
     def of_text(cls, title: str, body: str) -> Fingerprint:
-        """The fingerprint of an article's title and body."""
-        return cls.of(shingle_hashes(title, body))
+        """The fingerprint of an article's title and body (`shingle_hashes`, natively)."""
+        fields = [analyze(title).scan_text, analyze(body).scan_text]
+        return cls._capped(newsalert_native.shingle_hashes(fields, SHINGLE_WORDS), MAX_SHINGLES)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -191,7 +203,14 @@ class Fingerprint:
         return signature
 
     def band_keys(self) -> array[int]:
-        """One 64-bit key per LSH band of the signature (a key collision only adds a candidate)."""
+        """One 64-bit key per LSH band of the signature (a key collision only adds a candidate).
+
+        Computed natively; `reference_band_keys` is the definition.
+        """
+        return array("Q", newsalert_native.band_keys(self.hashes, BINS, BANDS, ROWS))
+
+    def reference_band_keys(self) -> array[int]:
+        """`band_keys`, in Python: each band's rows mixed into one 64-bit integer."""
         signature = self.signature()
         keys = array("Q")
         if not signature:

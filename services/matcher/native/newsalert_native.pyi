@@ -56,3 +56,9 @@ class Core:
         language: str | None,
         domain: str | None,
     ) -> tuple[Scan, list[int], int, int]: ...
+
+def shingle_hashes(fields: list[str], words: int) -> list[int]:
+    """Sorted distinct CRC-32 hashes of each field's word shingles (src/shingles.rs)."""
+
+def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[int]:
+    """LSH band keys of the one-permutation MinHash signature of ascending `hashes`."""

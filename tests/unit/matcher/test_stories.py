@@ -4,9 +4,11 @@ idempotence, restoring from records, and deterministic ids."""
 from __future__ import annotations
 
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import newsalert_native
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from services.matcher.stories import (
     StoryIndex,
     StoryRecord,
     overlap,
+    shingle_hashes,
     story_id_for,
 )
 
@@ -392,3 +395,49 @@ def test_an_article_always_groups_with_an_exact_copy_of_itself(
         assert copy.story_id == first.story_id
     else:
         assert copy.story_id != first.story_id
+
+
+# -- the native arithmetic ------------------------------------------------------------------
+# Shingles and band keys run natively (src/shingles.rs); `shingle_hashes` and
+# `reference_band_keys` are their definition.
+
+_FIELD_WORDS = st.sampled_from(
+    ["china", "Zürich", "Zu\u0308rich", "straße", "ﬁnance", "李尚福", "U.S.", "Müller's", "a"]
+    + [f"w{n}" for n in range(12)]
+)
+_FIELD = st.lists(_FIELD_WORDS, max_size=40).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_FIELD, body=_FIELD)
+def test_native_shingles_are_the_reference_shingles(title: str, body: str) -> None:
+    native = Fingerprint.of_text(title, body)
+    reference = Fingerprint.of(shingle_hashes(title, body))
+    assert list(native.hashes) == list(reference.hashes)
+    assert native.limit == reference.limit
+
+
+def test_native_shingles_of_a_capped_article_are_the_reference_shingles() -> None:
+    body = _words(3 * MAX_SHINGLES, seed=2)
+    native = Fingerprint.of_text("A long report", body)
+    reference = Fingerprint.of(shingle_hashes("A long report", body))
+    assert list(native.hashes) == list(reference.hashes)
+    assert native.limit == reference.limit < 2**32
+
+
+# Sparse hash sets leave most bins empty, which is where borrowing happens.
+_HASHES = st.sets(st.integers(0, 2**32 - 1), max_size=300).map(sorted)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hashes=_HASHES)
+def test_native_band_keys_are_the_reference_band_keys(hashes: list[int]) -> None:
+    fingerprint = Fingerprint(array("I", hashes))
+    assert list(fingerprint.band_keys()) == list(fingerprint.reference_band_keys())
+
+
+def test_band_keys_refuse_a_signature_layout_they_do_not_compute() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        newsalert_native.band_keys([1, 2, 3], 100, 25, 4)
+    with pytest.raises(ValueError, match="bands \\* rows"):
+        newsalert_native.band_keys([1, 2, 3], 128, 16, 4)

@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
 mod quote;
+mod shingles;
 
 const RAW_SEP: char = ' ';
 const STEM_SEP: char = '\x01';
@@ -998,5 +999,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Scan>()?;
     m.add_class::<StemCache>()?;
     m.add_class::<quote::EvidenceWriter>()?;
+    m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     Ok(())
 }

@@ -1,0 +1,97 @@
+//! Story grouping's per-article arithmetic: word shingles hashed with CRC-32, and the
+//! one-permutation MinHash signature folded into LSH band keys. No I/O.
+//!
+//! The definitions, and what they are for, are in `services/matcher/stories.py`, which keeps
+//! a Python version of each function as the reference; tests/unit/matcher/test_stories.py
+//! holds these equal to it.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+const MIX: [u64; 4] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0x27D4_EB2F_1656_67C5,
+];
+
+/// The sorted, distinct CRC-32 hashes of the `words`-shingles of each field's tokens (the
+/// fields' `scan_text`: tokens separated by spaces). A field shorter than `words` tokens is
+/// one shingle; title and body are shingled apart.
+#[pyfunction]
+pub fn shingle_hashes(fields: Vec<String>, words: usize) -> PyResult<Vec<u32>> {
+    if words == 0 {
+        return Err(PyValueError::new_err("a shingle holds at least one word"));
+    }
+    let mut hashes = Vec::new();
+    for text in &fields {
+        let tokens: Vec<&str> = text.split(' ').filter(|t| !t.is_empty()).collect();
+        if tokens.is_empty() {
+            continue;
+        }
+        let width = words.min(tokens.len());
+        for window in tokens.windows(width) {
+            let mut crc = crc32fast::Hasher::new();
+            for (n, token) in window.iter().enumerate() {
+                if n > 0 {
+                    crc.update(b" ");
+                }
+                crc.update(token.as_bytes());
+            }
+            hashes.push(crc.finalize());
+        }
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    Ok(hashes)
+}
+
+/// One 64-bit key per LSH band of the one-permutation MinHash signature of `hashes`
+/// (ascending): `bins` bins chosen by a hash's top bits, `bands` bands of `rows` rows.
+#[pyfunction]
+pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> PyResult<Vec<u64>> {
+    if !bins.is_power_of_two() || bins > 1 << 16 || bands * rows != bins || rows != MIX.len() {
+        return Err(PyValueError::new_err(format!(
+            "{bins} bins in {bands} bands of {rows} rows: bins must be a power of two, \
+             equal to bands * rows, with 4 rows"
+        )));
+    }
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shift = 32 - bins.trailing_zeros();
+    // Ascending hashes: the first to land in a bin is its least.
+    let mut signature: Vec<i64> = vec![-1; bins];
+    for &h in &hashes {
+        let bin = (h >> shift) as usize;
+        if signature[bin] < 0 {
+            signature[bin] = i64::from(h);
+        }
+    }
+    // An empty bin borrows the next full bin's value (circularly), tagged with the distance;
+    // right to left, twice round, so that every empty bin has seen a full one.
+    let original = signature.clone();
+    let (mut borrowed, mut distance) = (0i64, 0i64);
+    for position in (0..2 * bins).rev() {
+        let value = original[position % bins];
+        if value < 0 {
+            distance += 1;
+        } else {
+            borrowed = value;
+            distance = 0;
+        }
+        if position < bins && value < 0 {
+            signature[position] = borrowed | (distance << 32);
+        }
+    }
+    let keys = (0..bands)
+        .map(|band| {
+            let row = &signature[band * rows..band * rows + rows];
+            let mixed = row.iter().zip(MIX).fold(0u64, |acc, (&v, m)| {
+                acc.wrapping_add((v as u64).wrapping_mul(m))
+            });
+            mixed.wrapping_mul(MIX[0]).wrapping_add(band as u64)
+        })
+        .collect();
+    Ok(keys)
+}
