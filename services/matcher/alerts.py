@@ -19,7 +19,7 @@ from schemas.identity import alert_id, alert_id_of, alert_id_prefix
 from services.common.topics import record_key
 from services.matcher.engine.compile import CompiledRule
 from services.matcher.engine.evidence import Quoted
-from services.matcher.engine.matcher import RuleMatch
+from services.matcher.engine.matcher import MatchResult, RuleMatch
 
 
 def evidence_of(match: RuleMatch) -> tuple[list[Evidence], Snippet | None]:
@@ -168,22 +168,35 @@ class ArticleAlerts:
         self._tail = f',"story_sources":[{sources}],"matched_at":{to_json(matched_at).decode()}}}'
         self._article = f',"article":{summary},"evidence":['
 
+    def records(self, result: MatchResult, first_of_story: list[bool]) -> list[AlertRecord]:
+        """The alerts of every match of `result`, in rule order (`first_of_story` likewise).
+
+        The evidence of a scanned article comes from one native call for all its matches.
+        """
+        evidence = result.evidence_json()
+        if evidence is None:
+            return [
+                self.record(match, first_of_story=first)
+                for match, first in zip(result.matches, first_of_story, strict=True)
+            ]
+        of, write = self._rule_fields.of, self._write
+        return [
+            write(of(rule), quoted, first)
+            for rule, quoted, first in zip(result.rules, evidence, first_of_story, strict=True)
+        ]
+
     def record(self, match: RuleMatch, *, first_of_story: bool) -> AlertRecord:
         """The alert of one match; its id depends only on rule version and article."""
-        parts = self._rule_fields.of(match.rule)
-        identifier = alert_id_of(parts.id_prefix, self._article_id)
         evidence = match.evidence_json()
         if evidence is None:
             evidence = _quoted_json(match.quoted)
-        value = "".join(
-            (
-                f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"',
-                parts.fields,
-                self._article,
-                evidence,
-                self._story,
-                "true" if first_of_story else "false",
-                self._tail,
-            )
+        return self._write(self._rule_fields.of(match.rule), evidence, first_of_story)
+
+    def _write(self, parts: RuleParts, evidence: str, first_of_story: bool) -> AlertRecord:
+        identifier = alert_id_of(parts.id_prefix, self._article_id)
+        first = "true" if first_of_story else "false"
+        value = (
+            f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"{parts.fields}'
+            f"{self._article}{evidence}{self._story}{first}{self._tail}"
         )
         return AlertRecord(parts.key, value.encode("utf-8"), identifier, parts.severity)

@@ -74,14 +74,10 @@ class ArticleProcessor:
             story_sources=list(story.sources),
             matched_at=now,
         )
-        first_for_rule = self.stories.first_for_rule
-        alerts = [
-            writer.record(
-                match,
-                first_of_story=first_for_rule(article.article_id, match.tenant, match.rule_id),
-            )
-            for match in result.matches
-        ]
+        firsts = self.stories.first_for_rules(
+            article.article_id, [(rule.tenant, rule.rule.id) for rule in result.rules]
+        )
+        alerts = writer.records(result, firsts)
         return Processed(
             article_id=article.article_id,
             alerts=alerts,

@@ -527,17 +527,25 @@ class StoryIndex:
         Idempotent: asked again for the same article, the answer is the same. The claim ends
         with the article's eviction, so a story still alive after the window can alert anew.
         """
+        return self.first_for_rules(article_id, [(tenant, rule_id)])[0]
+
+    def first_for_rules(self, article_id: str, rules: Iterable[tuple[str, str]]) -> list[bool]:
+        """`first_for_rule` for each (tenant, rule id) of `rules`, in order."""
         entry = self._entries.get(article_id)
         if entry is None:
             raise KeyError(f"article {article_id!r} was not assigned a story")
-        story = self._stories[entry.story_id]
-        key = (tenant, rule_id)
-        holder = story.firsts.get(key)
-        if holder is None:
-            story.firsts[key] = entry
-            entry.first_for.add(key)
-            return True
-        return holder is entry
+        firsts = self._stories[entry.story_id].firsts
+        claimed = entry.first_for
+        answers = []
+        for key in rules:
+            holder = firsts.get(key)
+            if holder is None:
+                firsts[key] = entry
+                claimed.add(key)
+                answers.append(True)
+            else:
+                answers.append(holder is entry)
+        return answers
 
     # -- the window ------------------------------------------------------------------------
 

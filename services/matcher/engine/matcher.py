@@ -69,6 +69,14 @@ class ArticleView:
         Python object per span (an article at 10k rules quotes about fifty rules).
         """
         assert self.scan is not None, "only a scanned article can be asked for evidence"
+        return self._evidence_writer().json(self.scan, index)
+
+    def evidence_json_many(self, indices: list[int]) -> list[str]:
+        """`evidence_json` of each of `indices`, in one native call."""
+        assert self.scan is not None, "only a scanned article can be asked for evidence"
+        return self._evidence_writer().json_many(self.scan, indices)
+
+    def _evidence_writer(self) -> EvidenceWriter:
         if self._writer is None:
             title, body = self._streams
             self._writer = EvidenceWriter(
@@ -78,7 +86,7 @@ class ArticleView:
                 FIELD_NAMES,
                 SNIPPET_CONTEXT_CHARS,
             )
-        return self._writer.json(self.scan, index)
+        return self._writer
 
     def evidence(self, index: int) -> Quoted:
         """Evidence of the scanning core's rule `index`, and a snippet around its first one."""
@@ -191,6 +199,13 @@ class MatchResult:
         self._view = view
         self._indices = indices
         self._matches = matches
+
+    def evidence_json(self) -> list[str] | None:
+        """The evidence of every match, in rule order, as alerts carry it (see
+        `ArticleView.evidence_json`); None for a result the native core did not scan."""
+        if self._view is None or self._view.scan is None or self._indices is None:
+            return None
+        return self._view.evidence_json_many(self._indices)
 
     @property
     def matches(self) -> list[RuleMatch]:

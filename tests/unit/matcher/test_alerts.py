@@ -170,3 +170,21 @@ def test_the_native_evidence_is_the_evidence_python_quotes(title: str, body: str
         native = match.evidence_json()
         assert native is not None
         assert native == _quoted_json(match.quoted)
+
+
+@pytest.mark.parametrize("body", TRICKY)
+def test_the_alerts_of_a_whole_result_are_the_alerts_of_each_match(body: str) -> None:
+    article = Article(article_id="art-3", title="Li Shangfu", body=body, received_at=MATCHED_AT)
+    writer = ArticleAlerts(
+        article, rule_fields=RuleFields(), story_id="s", story_sources=[], matched_at=MATCHED_AT
+    )
+    matcher = _matcher()
+    result = matcher.match(article)
+    firsts = [n % 2 == 0 for n in range(len(result.rules))]
+    together = writer.records(result, firsts)
+    one_by_one = [
+        writer.record(match, first_of_story=first)
+        for match, first in zip(matcher.match(article).matches, firsts, strict=True)
+    ]
+    assert together == one_by_one
+    assert [Alert.model_validate_json(r.value).first_of_story for r in together] == firsts
