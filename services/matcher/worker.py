@@ -40,10 +40,6 @@ from services.matcher.story_view import StoryView
 
 log = logging.getLogger(__name__)
 
-# One batch per partition per request: large enough that a busy partition's alerts go in a few
-# requests, well under the broker's default message.max.bytes (1 MiB).
-_MAX_BATCH_BYTES = 512 * 1024
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -127,9 +123,7 @@ class MatcherWorker:
 
     async def _start_producer(self) -> None:
         self._producer = make_producer(
-            self.settings.bootstrap_servers,
-            client_id="newsalert-matcher",
-            max_batch_size=_MAX_BATCH_BYTES,
+            self.settings.bootstrap_servers, client_id="newsalert-matcher"
         )
         await self._producer.start()
         batches = BatchingProducer(self._producer, on_retry=self._on_retry)
