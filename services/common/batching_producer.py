@@ -122,10 +122,6 @@ class BatchingProducer:
             lane.wake.set()
         return delivery
 
-    def queued(self) -> int:
-        """Records waiting for a batch (not those in batches on their way)."""
-        return sum(len(lane.records) for lane in self._lanes.values())
-
     async def close(self) -> None:
         """Stop the lanes' tasks; records not yet sent stay unacknowledged."""
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]

@@ -29,19 +29,12 @@ class Snippet(NamedTuple):
     match_end: int
 
 
-class Quoted:
+class Quoted(NamedTuple):
     """The evidence of one match: spans sorted by field (title first) then start, and the
-    snippet around the first span (None when there is no span).
+    snippet around the first span (None when there is no span)."""
 
-    Rules that fire on the same occurrences share one Quoted per article, so it compares by
-    identity: a consumer can memoise what it derives from it (an alert's JSON) cheaply.
-    """
-
-    __slots__ = ("snippet", "spans")
-
-    def __init__(self, spans: tuple[Span, ...], snippet: Snippet | None) -> None:
-        self.spans = spans
-        self.snippet = snippet
+    spans: tuple[Span, ...]
+    snippet: Snippet | None
 
 
 class Quotes:
@@ -51,24 +44,18 @@ class Quotes:
     naming "China" quotes the same "China"), so quoting is memoised per article.
     """
 
-    __slots__ = ("_quoted", "_snippets", "_spans", "_streams", "_texts")
+    __slots__ = ("_snippets", "_spans", "_streams", "_texts")
 
     def __init__(self, texts: tuple[str, str], streams: tuple[TokenStream, TokenStream]) -> None:
         self._texts = texts
         self._streams = streams
         self._spans: dict[Occurrence, Span] = {}
         self._snippets: dict[Span, Snippet] = {}
-        self._quoted: dict[tuple[Occurrence, ...], Quoted] = {}
 
     def quote(self, occurrences: list[Occurrence]) -> Quoted:
-        """The occurrences' spans and snippet; the same object for the same occurrences."""
-        key = tuple(occurrences)
-        quoted = self._quoted.get(key)
-        if quoted is None:
-            spans = tuple(self.spans(occurrences))
-            first = self.snippet(spans[0]) if spans else None
-            quoted = self._quoted[key] = Quoted(spans, first)
-        return quoted
+        """The occurrences' spans, and the snippet of the first."""
+        spans = tuple(self.spans(occurrences))
+        return Quoted(spans, self.snippet(spans[0]) if spans else None)
 
     def spans(self, occurrences: list[Occurrence]) -> list[Span]:
         """Distinct occurrences as character spans, sorted by field (title first), then start."""

@@ -48,7 +48,7 @@ class ArticleText(Protocol):
 class ArticleView:
     """One matched article: its texts, token streams and scan, for working out evidence."""
 
-    __slots__ = ("_streams", "_texts", "_writer", "quotes", "scan")
+    __slots__ = ("_quotes", "_streams", "_texts", "_writer", "scan")
 
     def __init__(
         self,
@@ -56,10 +56,12 @@ class ArticleView:
         streams: tuple[TokenStream, TokenStream],
         scan: Scan | None = None,
     ) -> None:
-        self.quotes = Quotes(texts, streams)
         self.scan = scan
         self._texts = texts
         self._streams = streams
+        # Quoting in Python (`quote`, `evidence`) or natively (`evidence_json`): each is set
+        # up on first use, and alerts only ever use the native one.
+        self._quotes: Quotes | None = None
         self._writer: EvidenceWriter | None = None
 
     def evidence_json(self, index: int) -> str:
@@ -91,11 +93,13 @@ class ArticleView:
     def evidence(self, index: int) -> Quoted:
         """Evidence of the scanning core's rule `index`, and a snippet around its first one."""
         assert self.scan is not None, "only a scanned article can be asked for evidence"
-        return self.quotes.quote(self.scan.evidence(index))
+        return self.quote(self.scan.evidence(index))
 
     def quote(self, occurrences: list[Occurrence]) -> Quoted:
         """Occurrences as sorted character spans plus the snippet of the first one."""
-        return self.quotes.quote(occurrences)
+        if self._quotes is None:
+            self._quotes = Quotes(self._texts, self._streams)
+        return self._quotes.quote(occurrences)
 
 
 class RuleMatch:
@@ -137,7 +141,7 @@ class RuleMatch:
 
     @property
     def quoted(self) -> Quoted:
-        """Evidence and snippet together, shared with every match on the same occurrences."""
+        """Evidence and snippet together, worked out on first access."""
         if self._quoted is None:
             assert self._view is not None
             self._quoted = self._view.evidence(self._index)

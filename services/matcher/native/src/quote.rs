@@ -6,6 +6,7 @@
 //! this writer's output equal to theirs, byte for byte. Offsets are in code points, as in
 //! Python; text is sliced through a code point -> byte table when it is not ASCII.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Write;
 
 use pyo3::exceptions::PyValueError;
@@ -109,14 +110,34 @@ fn push_json_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// `memo[occ]`, written by `write` the first time, appended to `out`.
+fn push_memoised(
+    out: &mut String,
+    memo: &mut FxHashMap<Occ, String>,
+    occ: Occ,
+    write: impl FnOnce(Occ) -> PyResult<String>,
+) -> PyResult<()> {
+    let json = match memo.entry(occ) {
+        Entry::Occupied(found) => found.into_mut(),
+        Entry::Vacant(slot) => slot.insert(write(occ)?),
+    };
+    out.push_str(json);
+    Ok(())
+}
+
 /// One article's evidence writer: spans and snippets are written once each and reused by
 /// every rule that quotes them.
 #[pyclass(module = "newsalert_native")]
 pub struct EvidenceWriter {
-    fields: [Field; 2],
-    context: usize,
+    texts: Texts,
     spans: FxHashMap<Occ, String>,
     snippets: FxHashMap<Occ, String>,
+}
+
+/// The article's fields and the snippet width: what a span or a snippet is written from.
+struct Texts {
+    fields: [Field; 2],
+    context: usize,
 }
 
 impl EvidenceWriter {
@@ -132,30 +153,20 @@ impl EvidenceWriter {
             if n > 0 {
                 out.push(',');
             }
-            if let Some(json) = self.spans.get(&occ) {
-                out.push_str(json);
-            } else {
-                let json = self.span_json(occ)?;
-                out.push_str(&json);
-                self.spans.insert(occ, json);
-            }
+            push_memoised(&mut out, &mut self.spans, occ, |o| self.texts.span_json(o))?;
         }
         out.push_str("],\"snippet\":");
         match occurrences.first() {
             None => out.push_str("null"),
-            Some(&first) => {
-                if let Some(json) = self.snippets.get(&first) {
-                    out.push_str(json);
-                } else {
-                    let json = self.snippet_json(first)?;
-                    out.push_str(&json);
-                    self.snippets.insert(first, json);
-                }
-            }
+            Some(&first) => push_memoised(&mut out, &mut self.snippets, first, |o| {
+                self.texts.snippet_json(o)
+            })?,
         }
         Ok(out)
     }
+}
 
+impl Texts {
     fn span(&self, occ: Occ) -> PyResult<(&Field, usize, usize)> {
         let (field, first, end) = occ;
         let field = self
@@ -244,11 +255,13 @@ impl EvidenceWriter {
         context: usize,
     ) -> PyResult<EvidenceWriter> {
         Ok(EvidenceWriter {
-            fields: [
-                Field::new(field_names.0, texts.0, starts.0, ends.0)?,
-                Field::new(field_names.1, texts.1, starts.1, ends.1)?,
-            ],
-            context,
+            texts: Texts {
+                fields: [
+                    Field::new(field_names.0, texts.0, starts.0, ends.0)?,
+                    Field::new(field_names.1, texts.1, starts.1, ends.1)?,
+                ],
+                context,
+            },
             spans: FxHashMap::default(),
             snippets: FxHashMap::default(),
         })
