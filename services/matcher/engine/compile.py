@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from newsalert_native import Rule as NativeRule
+from newsalert_native import RuleCompiler as NativeRuleCompiler
 
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.errors import RuleCompileError, RuleError
-from services.matcher.engine.normalize import analyze_terms
+from services.matcher.engine.normalize import ASCII_TABLE, analyze_terms
 from services.matcher.engine.plan import BODY, BOTH, TITLE, All, AnyOf, Lit, Neg, Plan, Within
 from services.matcher.engine.query import (
     And,
@@ -206,16 +207,21 @@ def _is_alias_list(plan: Plan) -> bool:
     )
 
 
+def _filters(rule: WatchlistRule) -> tuple[frozenset[str], tuple[str, ...]]:
+    languages = frozenset(rule.languages) if rule.languages else _NO_LANGUAGES
+    sources = tuple(s.lower().strip(".") for s in rule.sources) if rule.sources else ()
+    return languages, sources
+
+
 def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> CompiledRule:
-    """Compile one rule.
+    """Compile one rule: the definition of compiling, which `RuleCompiler` speeds up.
 
     Raises:
         RuleCompileError: the rule breaks rules.md; the error names where and why.
     """
     builder = _PlanBuilder(rule, stemmer)
     plan = builder.plan(rule_ast(tenant, rule))
-    languages = frozenset(rule.languages) if rule.languages else _NO_LANGUAGES
-    sources = tuple(s.lower().strip(".") for s in rule.sources)
+    languages, sources = _filters(rule)
     native = NativeRule(
         plan,
         trigger_keys(plan),
@@ -225,3 +231,45 @@ def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> Compiled
         list(sources),
     )
     return CompiledRule(tenant, rule, rule.version(), native, languages, sources)
+
+
+class RuleCompiler:
+    """Compiles rules, most of them natively.
+
+    Python spends about 100 µs per rule on the steps above, so a first build of 100k rules
+    would take seconds. The native core repeats them (services/matcher/native/src/compile.rs)
+    for every rule whose texts are ASCII and which its query reader accepts; `compile_rule`
+    compiles the rest, and is the one that reports a bad rule. Both analyse with this
+    module's table and stem with the same `Stemmer`, and a differential test holds them to
+    equal results.
+    """
+
+    def __init__(self, stemmer: Stemmer) -> None:
+        self._stemmer = stemmer
+        self._native = NativeRuleCompiler(ASCII_TABLE, stemmer.cache)
+
+    @property
+    def stemmer(self) -> Stemmer:
+        """The stemmer rules are compiled with, which articles must be stemmed with too."""
+        return self._stemmer
+
+    def compile(self, tenant: str, rule: WatchlistRule) -> CompiledRule:
+        """Compile one rule, as `compile_rule` does.
+
+        Raises:
+            RuleCompileError: the rule breaks rules.md; the error names where and why.
+        """
+        languages, sources = _filters(rule)
+        compiled = self._native.compile(
+            rule.query,
+            rule.any,
+            rule.none,
+            rule.stem,
+            rule.fields,
+            sorted(languages),
+            list(sources),
+        )
+        if compiled is None:
+            return compile_rule(tenant, rule, self._stemmer)
+        native, version = compiled
+        return CompiledRule(tenant, rule, version, native, languages, sources)

@@ -20,7 +20,7 @@ from typing import Protocol
 from newsalert_native import Core, EvidenceWriter, Scan
 
 from schemas.watchlist import WatchlistRule
-from services.matcher.engine.compile import CompiledRule, compile_rule
+from services.matcher.engine.compile import CompiledRule, RuleCompiler
 from services.matcher.engine.errors import RuleCompileError, RuleError
 from services.matcher.engine.evidence import SNIPPET_CONTEXT_CHARS, Quoted, Quotes, Snippet, Span
 from services.matcher.engine.normalize import TokenStream, analyze
@@ -255,9 +255,10 @@ def language_allowed(language: str | None, allowed: frozenset[str]) -> bool:
 class Matcher:
     """Matches articles against a compiled ruleset. Build with `Matcher.build`."""
 
-    def __init__(self, rules: dict[RuleKey, CompiledRule], stemmer: Stemmer) -> None:
+    def __init__(self, rules: dict[RuleKey, CompiledRule], compiler: RuleCompiler) -> None:
         self._rules = rules
-        self._stemmer = stemmer
+        self._compiler = compiler
+        self._stemmer = compiler.stemmer
         self._ordered = list(rules.values())
         # Every literal indexed by token, and each literal's rules, in the native core.
         self._core = Core([compiled.native for compiled in self._ordered])
@@ -267,13 +268,13 @@ class Matcher:
         cls, rules: Iterable[tuple[str, WatchlistRule]], stemmer: Stemmer | None = None
     ) -> tuple[Matcher, list[RuleError]]:
         """Compile every (tenant, rule); a rule that fails is left out and reported."""
-        return cls({}, stemmer or Stemmer()).updated(rules)
+        return cls({}, RuleCompiler(stemmer or Stemmer())).updated(rules)
 
     @staticmethod
     def _compile_all(
         upserts: Iterable[tuple[str, WatchlistRule]],
         rules: dict[RuleKey, CompiledRule],
-        stemmer: Stemmer,
+        compiler: RuleCompiler,
     ) -> list[RuleError]:
         errors: list[RuleError] = []
         for tenant, rule in upserts:
@@ -281,7 +282,7 @@ class Matcher:
             if previous is not None and previous.rule == rule:
                 continue
             try:
-                rules[(tenant, rule.id)] = compile_rule(tenant, rule, stemmer)
+                rules[(tenant, rule.id)] = compiler.compile(tenant, rule)
             except RuleCompileError as exc:
                 errors.append(exc.error)
         return errors
@@ -305,8 +306,8 @@ class Matcher:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            errors = self._compile_all(upserts, rules, self._stemmer)
-            return Matcher(rules, self._stemmer), errors
+            errors = self._compile_all(upserts, rules, self._compiler)
+            return Matcher(rules, self._compiler), errors
         finally:
             if was_enabled:
                 gc.enable()

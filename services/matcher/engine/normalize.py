@@ -164,6 +164,8 @@ class TokenStream:
 
 # ASCII to ASCII, so CPython's fast translate path applies (a 128-entry cache, no dict calls).
 _ASCII_TABLE = {code: _TABLE[code] for code in range(128)}
+# The same as one string, for the native rule compiler (services/matcher/native/src/compile.rs).
+ASCII_TABLE = "".join(_ASCII_TABLE[code] for code in range(128))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 

@@ -5,7 +5,9 @@
 //! Python stays the owner of the rule language: it parses and analyses rules, builds each
 //! rule's plan and literal keys (`services/matcher/engine/compile.py`, `plan.py`), and
 //! analyses article text into tokens (`normalize.py`). This crate runs what Python compiled
-//! over the tokens Python analysed, so there is one definition of the language.
+//! over the tokens Python analysed, so there is one definition of the language. The one
+//! exception is speed at build time: `compile.rs` repeats compile.py for the common rules,
+//! held equal to it by a differential test, and leaves every other rule to it.
 //!
 //! Keys come framed as compile.py writes them: `" a b "` (a term or phrase), `" pre"` (a
 //! prefix) and `"\x01a\x01b\x01"` (stemmed tokens). Matching works on whole tokens: a hash
@@ -19,6 +21,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+mod compile;
+mod query;
 mod quote;
 mod shingles;
 
@@ -33,7 +37,7 @@ const MAX_MEMO_ENTRIES: usize = 500_000;
 type Occ = (u32, u32, u32);
 
 /// A rule's plan, with keys as strings (`K = Arc<str>`) or as indices into a core (`u32`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Node<K> {
     /// A literal restricted to a set of fields (bit 0 title, bit 1 body).
     Lit(K, u8),
@@ -86,8 +90,10 @@ fn node_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Node<Arc<str>>> {
 }
 
 /// One compiled rule, as the core needs it. Built once per rule version and shared by every
-/// core built afterwards, so a ruleset change converts only the changed rules.
-#[pyclass(frozen, module = "newsalert_native")]
+/// core built afterwards, so a ruleset change converts only the changed rules. Equal when
+/// every part is (the test that holds the native compiler to compile.py compares them).
+#[pyclass(frozen, eq, module = "newsalert_native")]
+#[derive(Debug, PartialEq)]
 pub struct Rule {
     plan: Node<Arc<str>>,
     trigger: Option<Vec<Arc<str>>>,
@@ -123,6 +129,10 @@ impl Rule {
             languages,
             sources,
         })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{self:?}")
     }
 }
 
@@ -998,6 +1008,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Scan>()?;
     m.add_class::<StemCache>()?;
+    m.add_class::<compile::RuleCompiler>()?;
     m.add_class::<quote::EvidenceWriter>()?;
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
