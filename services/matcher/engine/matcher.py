@@ -21,7 +21,7 @@ from newsalert_native import Core, EvidenceWriter, Scan
 
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import CompiledRule, RuleCompiler
-from services.matcher.engine.errors import RuleCompileError, RuleError
+from services.matcher.engine.errors import RuleError
 from services.matcher.engine.evidence import SNIPPET_CONTEXT_CHARS, Quoted, Quotes, Snippet, Span
 from services.matcher.engine.normalize import TokenStream, analyze
 from services.matcher.engine.plan import FIELD_NAMES, Occurrence
@@ -276,15 +276,17 @@ class Matcher:
         rules: dict[RuleKey, CompiledRule],
         compiler: RuleCompiler,
     ) -> list[RuleError]:
-        errors: list[RuleError] = []
+        changed = []
         for tenant, rule in upserts:
             previous = rules.get((tenant, rule.id))
-            if previous is not None and previous.rule == rule:
-                continue
-            try:
-                rules[(tenant, rule.id)] = compiler.compile(tenant, rule)
-            except RuleCompileError as exc:
-                errors.append(exc.error)
+            if previous is None or previous.rule != rule:
+                changed.append((tenant, rule))
+        errors: list[RuleError] = []
+        for compiled in compiler.compile_many(changed):
+            if isinstance(compiled, RuleError):
+                errors.append(compiled)
+            else:
+                rules[(compiled.tenant, compiled.rule.id)] = compiled
         return errors
 
     def updated(

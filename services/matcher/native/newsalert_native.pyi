@@ -19,16 +19,8 @@ class RuleCompiler:
     """The native fast path of compile.py (src/compile.rs)."""
 
     def __init__(self, ascii_table: str, stems: StemCache) -> None: ...
-    def compile(
-        self,
-        query: str | None,
-        any: Sequence[str] | None,
-        none: Sequence[str],
-        stem: bool,
-        fields: Sequence[str],
-        languages: Sequence[str],
-        sources: Sequence[str],
-    ) -> tuple[Rule, str] | None: ...
+    def compile(self, rules: Sequence[object]) -> list[tuple[Rule, str] | None]:
+        """Each WatchlistRule's native Rule and version, or None where compile.py must."""
 
 class StemCache:
     """token -> stem, memoised; `stem` computes one on a miss."""

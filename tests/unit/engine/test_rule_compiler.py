@@ -29,11 +29,7 @@ COMPILER = RuleCompiler(STEMMER)
 
 def _native(rule: WatchlistRule) -> Any:
     """What the native path alone makes of `rule`: (Rule, version), or None."""
-    languages = sorted(set(rule.languages))
-    sources = [s.lower().strip(".") for s in rule.sources]
-    return COMPILER._native.compile(
-        rule.query, rule.any, rule.none, rule.stem, rule.fields, languages, sources
-    )
+    return COMPILER._native.compile([rule])[0]
 
 
 def assert_same_as_compile_rule(rule: WatchlistRule, *, native_may_decline: bool) -> None:

@@ -9,12 +9,14 @@
 //! stemmer through `StemCache`; a differential test holds both paths to equal `Rule`s and
 //! versions.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyString;
 use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
@@ -31,16 +33,40 @@ pub struct RuleCompiler {
     stems: Py<StemCache>,
 }
 
-/// What a rule says, as compile.py reads it (languages sorted and distinct, sources
-/// lower-cased and stripped of dots, as compile.py prepares them).
-struct Definition<'r> {
-    query: Option<&'r str>,
-    any: Option<&'r [String]>,
-    none: &'r [String],
+/// What decides a rule's matching, read from a `WatchlistRule` without copying its texts.
+struct Definition {
+    query: Option<PyBackedStr>,
+    any: Option<Vec<PyBackedStr>>,
+    none: Vec<PyBackedStr>,
     stem: bool,
-    fields: &'r [String],
-    languages: &'r [String],
-    sources: &'r [String],
+    fields: Vec<PyBackedStr>,
+    /// sorted and distinct, as compile.py passes them on
+    languages: Vec<String>,
+    /// lower-cased and stripped of dots, in order, as compile.py passes them on
+    sources: Vec<String>,
+}
+
+impl Definition {
+    fn read<'py>(rule: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = rule.py();
+        let get = |name: &Bound<'py, PyString>| rule.getattr(name);
+        let mut languages: Vec<String> = get(intern!(py, "languages"))?.extract()?;
+        languages.sort_unstable();
+        languages.dedup();
+        let sources: Vec<PyBackedStr> = get(intern!(py, "sources"))?.extract()?;
+        Ok(Definition {
+            query: get(intern!(py, "query"))?.extract()?,
+            any: get(intern!(py, "any"))?.extract()?,
+            none: get(intern!(py, "none"))?.extract()?,
+            stem: get(intern!(py, "stem"))?.extract()?,
+            fields: get(intern!(py, "fields"))?.extract()?,
+            languages,
+            sources: sources
+                .iter()
+                .map(|s| s.to_ascii_lowercase().trim_matches('.').to_string())
+                .collect(),
+        })
+    }
 }
 
 #[pymethods]
@@ -61,60 +87,69 @@ impl RuleCompiler {
         Ok(RuleCompiler { table, stems })
     }
 
-    /// The compiled rule and its version, or None when compile.py must compile it: a
-    /// non-ASCII text, or anything the rule language refuses.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (query, any, none, stem, fields, languages, sources))]
+    /// For each `WatchlistRule` of `rules`, its compiled form and version, or None when
+    /// compile.py must compile it: a non-ASCII text, or anything the rule language refuses.
+    /// One call for a whole ruleset, since a call per rule would cost as much as the work.
     fn compile(
         &self,
         py: Python<'_>,
-        query: Option<&str>,
-        any: Option<Vec<String>>,
-        none: Vec<String>,
-        stem: bool,
-        fields: Vec<String>,
-        languages: Vec<String>,
-        sources: Vec<String>,
-    ) -> PyResult<Option<(Rule, String)>> {
-        let definition = Definition {
-            query,
-            any: any.as_deref(),
-            none: &none,
-            stem,
-            fields: &fields,
-            languages: &languages,
-            sources: &sources,
-        };
-        let Ok(ast) = self.ast(&definition) else {
-            return Ok(None);
-        };
-        let mut builder = PlanBuilder {
-            compiler: self,
-            py,
-            stem,
-            default_mask: fields.iter().map(|f| field_mask(f)).fold(0, |a, b| a | b),
-            keys: Vec::new(),
-        };
-        let plan = builder.plan(&ast)?;
-        let trigger = trigger_keys(&plan);
-        let outright = is_alias_list(&plan) && languages.is_empty() && sources.is_empty();
-        let rule = Rule {
-            plan,
-            trigger,
-            keys: builder.keys,
-            outright,
-            languages: languages.clone(),
-            sources: sources.clone(),
-        };
-        Ok(Some((rule, version(&definition))))
+        rules: Vec<Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Option<(Rule, String)>>> {
+        let mut json = String::new();
+        let mut key = String::new();
+        rules
+            .iter()
+            .map(|rule| {
+                let definition = Definition::read(rule)?;
+                self.compile_one(py, definition, &mut key, &mut json)
+            })
+            .collect()
     }
 }
 
 impl RuleCompiler {
+    fn compile_one(
+        &self,
+        py: Python<'_>,
+        definition: Definition,
+        key: &mut String,
+        json: &mut String,
+    ) -> PyResult<Option<(Rule, String)>> {
+        let Ok(ast) = self.ast(&definition) else {
+            return Ok(None);
+        };
+        let default_mask = definition.fields.iter().fold(0, |m, f| m | field_mask(f));
+        let mut builder = PlanBuilder {
+            compiler: self,
+            py,
+            stem: definition.stem,
+            default_mask,
+            keys: Vec::new(),
+            scratch: key,
+        };
+        let plan = builder.plan(&ast)?;
+        let keys = builder.keys;
+        let trigger = trigger_keys(&plan);
+        let version = version(&definition, json);
+        let Definition {
+            languages, sources, ..
+        } = definition;
+        let outright = is_alias_list(&plan) && languages.is_empty() && sources.is_empty();
+        let rule = Rule {
+            plan,
+            trigger,
+            keys,
+            outright,
+            languages,
+            sources,
+        };
+        Ok(Some((rule, version)))
+    }
+
     /// compile.py's `rule_ast`: the query, or the `any` phrases OR-ed; `none` as AND NOT.
-    fn ast(&self, rule: &Definition<'_>) -> Read<Ast> {
+    fn ast(&self, rule: &Definition) -> Read<Ast> {
         let analyze = |text: &str| self.analyze(text);
-        let positive = match (rule.query, rule.any) {
+        let positive = match (&rule.query, &rule.any) {
             (Some(text), None) => {
                 let ast = query::parse(text, &analyze)?;
                 if !ast.has_positive_atom() {
@@ -128,11 +163,11 @@ impl RuleCompiler {
         if rule.none.is_empty() {
             return Ok(positive);
         }
-        let excluded = Ast::Not(Box::new(self.phrase_or(rule.none)?));
+        let excluded = Ast::Not(Box::new(self.phrase_or(&rule.none)?));
         Ok(Ast::And(vec![positive, excluded]))
     }
 
-    fn phrase_or(&self, phrases: &[String]) -> Read<Ast> {
+    fn phrase_or(&self, phrases: &[PyBackedStr]) -> Read<Ast> {
         let mut alternatives = Vec::with_capacity(phrases.len());
         for text in phrases {
             let tokens = self.analyze(text)?;
@@ -188,15 +223,17 @@ fn field_mask(field: &str) -> u8 {
 }
 
 /// compile.py's `_PlanBuilder`: plan nodes in the same order, keys in first-use order.
-struct PlanBuilder<'c, 'py> {
+struct PlanBuilder<'c, 'py, 's> {
     compiler: &'c RuleCompiler,
     py: Python<'py>,
     stem: bool,
     default_mask: u8,
     keys: Vec<Arc<str>>,
+    /// where a key is written before it is known to be new
+    scratch: &'s mut String,
 }
 
-impl PlanBuilder<'_, '_> {
+impl PlanBuilder<'_, '_, '_> {
     fn plan(&mut self, node: &Ast) -> PyResult<Node<Arc<str>>> {
         Ok(match node {
             Ast::Atom(atom) => {
@@ -233,28 +270,29 @@ impl PlanBuilder<'_, '_> {
     }
 
     fn lit(&mut self, atom: &Atom) -> PyResult<(Arc<str>, u8)> {
-        let key: String = if atom.prefix {
-            format!("{RAW_SEP}{}", atom.tokens[0])
+        let key = &mut *self.scratch;
+        key.clear();
+        if atom.prefix {
+            key.push(RAW_SEP);
+            key.push_str(&atom.tokens[0]);
         } else if self.stem {
             let stems = self.compiler.stems.get();
-            let mut key = String::from(STEM_SEP);
+            key.push(STEM_SEP);
             for token in &atom.tokens {
                 key.push_str(&stems.stem_one(self.py, token)?);
                 key.push(STEM_SEP);
             }
-            key
         } else {
-            let mut key = String::from(RAW_SEP);
+            key.push(RAW_SEP);
             for token in &atom.tokens {
                 key.push_str(token);
                 key.push(RAW_SEP);
             }
-            key
-        };
-        let key = match self.keys.iter().find(|k| ***k == *key) {
+        }
+        let key = match self.keys.iter().find(|k| ***k == **key) {
             Some(known) => known.clone(),
             None => {
-                let key: Arc<str> = Arc::from(key);
+                let key: Arc<str> = Arc::from(key.as_str());
                 self.keys.push(key.clone());
                 key
             }
@@ -320,45 +358,35 @@ fn is_alias_list(plan: &Node<Arc<str>>) -> bool {
 
 /// `WatchlistRule.version` (schemas/watchlist.py): the SHA-256 of the rule's matching
 /// definition as `json.dumps(..., sort_keys=True, ensure_ascii=False)` writes it.
-fn version(rule: &Definition<'_>) -> String {
-    let set = |items: &[String]| -> Vec<String> {
-        items
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    };
-    let mut fields = rule.fields.to_vec();
-    fields.sort();
-    let mut json = String::from("{\"any\": ");
-    match rule.any {
-        Some(any) => write_list(&mut json, &set(any)),
+fn version(rule: &Definition, json: &mut String) -> String {
+    json.clear();
+    json.push_str("{\"any\": ");
+    match &rule.any {
+        Some(any) => write_set(json, any.iter().map(|s| &**s)),
         None => json.push_str("null"),
     }
     json.push_str(", \"fields\": ");
-    write_list(&mut json, &fields);
+    write_set(json, rule.fields.iter().map(|s| &**s));
     json.push_str(", \"languages\": ");
-    write_list(&mut json, &set(rule.languages));
+    write_set(json, rule.languages.iter().map(String::as_str));
     json.push_str(", \"none\": ");
-    write_list(&mut json, &set(rule.none));
+    write_set(json, rule.none.iter().map(|s| &**s));
     json.push_str(", \"query\": ");
-    match rule.query {
-        Some(query) => write_string(&mut json, query.trim_matches(|c: char| is_space_char(c))),
+    match &rule.query {
+        Some(query) => write_string(json, query.trim_matches(is_space_char)),
         None => json.push_str("null"),
     }
     json.push_str(", \"sources\": ");
-    write_list(&mut json, &set(rule.sources));
+    write_set(json, rule.sources.iter().map(String::as_str));
     json.push_str(", \"stem\": ");
     json.push_str(if rule.stem { "true" } else { "false" });
     json.push('}');
-    let digest = Sha256::digest(json.as_bytes());
-    digest[..8]
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    Sha256::digest(json.as_bytes())[..8]
         .iter()
-        .fold(String::with_capacity(16), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+        .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Python's `str.isspace()`, which `str.strip()` removes; only ASCII text comes here.
@@ -366,7 +394,11 @@ fn is_space_char(c: char) -> bool {
     c.is_ascii() && is_space(c as u8)
 }
 
-fn write_list(json: &mut String, items: &[String]) {
+/// `sorted(set(items))` as a JSON list (UTF-8 byte order is code point order, as Python sorts).
+fn write_set<'a>(json: &mut String, items: impl Iterator<Item = &'a str>) {
+    let mut items: Vec<&str> = items.collect();
+    items.sort_unstable();
+    items.dedup();
     json.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
