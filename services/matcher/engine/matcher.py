@@ -261,7 +261,7 @@ class Matcher:
         self._stemmer = compiler.stemmer
         self._ordered = list(rules.values())
         # Every literal indexed by token, and each literal's rules, in the native core.
-        self._core = Core([compiled.native for compiled in self._ordered])
+        self._core = Core(self._ordered)
 
     @classmethod
     def build(

@@ -2,11 +2,19 @@
 
 from collections.abc import Callable, Sequence
 
-class Rule:
-    """One compiled rule as the core needs it."""
+from schemas.watchlist import WatchlistRule
 
+class CompiledRule:
+    """One compiled rule: its identity and what the core needs of it (src/lib.rs `Rule`)."""
+
+    tenant: str
+    rule: WatchlistRule
+    version: str
     def __init__(
         self,
+        tenant: str,
+        rule: WatchlistRule,
+        version: str,
         plan: object,  # a plan of services/matcher/engine/plan.py
         trigger: Sequence[str] | None,
         keys: list[str],
@@ -14,13 +22,19 @@ class Rule:
         languages: list[str],
         sources: list[str],
     ) -> None: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def languages(self) -> frozenset[str]: ...
+    @property
+    def sources(self) -> tuple[str, ...]: ...
 
 class RuleCompiler:
     """The native fast path of compile.py (src/compile.rs)."""
 
     def __init__(self, ascii_table: str, stems: StemCache) -> None: ...
-    def compile(self, rules: Sequence[object]) -> list[tuple[Rule, str] | None]:
-        """Each WatchlistRule's native Rule and version, or None where compile.py must."""
+    def compile(self, rules: Sequence[tuple[str, WatchlistRule]]) -> list[CompiledRule | None]:
+        """Each (tenant, rule) compiled, or None where compile.py must compile it."""
 
 class StemCache:
     """token -> stem, memoised; `stem` computes one on a miss."""
@@ -51,7 +65,7 @@ class EvidenceWriter:
 class Core:
     """A ruleset ready to scan articles."""
 
-    def __init__(self, rules: list[Rule], max_tokens: int = 500_000) -> None: ...
+    def __init__(self, rules: list[CompiledRule], max_tokens: int = 500_000) -> None: ...
     @property
     def literal_count(self) -> int: ...
     @property

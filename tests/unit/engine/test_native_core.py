@@ -51,7 +51,7 @@ def test_a_token_memo_overflowing_mid_article_still_answers_every_token() -> Non
         ]
     ]
     # Room for three tokens: each article brings a new one to a memo already over the bound.
-    core = Core([c.native for c in compiled], max_tokens=3)
+    core = Core(compiled, max_tokens=3)
     text = "alpha beta gamma delta epsilon zeta eta theta kappa lambda drilling"
     for new in ["one", "two", "three"]:
         _, matched, _, _ = core.scan(new, text, stemmer.cache, None, None)
@@ -61,7 +61,7 @@ def test_a_token_memo_overflowing_mid_article_still_answers_every_token() -> Non
 def test_a_stemming_ruleset_refuses_to_scan_without_stems() -> None:
     stemmer = Stemmer()
     compiled = compile_rule("t", _rule("s", query="drills", stem=True)[1], stemmer)
-    core = Core([compiled.native])
+    core = Core([compiled])
     assert core.uses_stems
     with pytest.raises(ValueError, match="StemCache"):
         core.scan("", "drill", None, None, None)
@@ -69,10 +69,11 @@ def test_a_stemming_ruleset_refuses_to_scan_without_stems() -> None:
 
 @pytest.mark.parametrize("key", ["", "plain", " a  b ", "\x01a", "\x01\x01", " two words"])
 def test_a_malformed_literal_key_is_refused_with_the_key(key: str) -> None:
-    from newsalert_native import Rule
+    from newsalert_native import CompiledRule
 
+    rule = _rule("r", any=["x"])[1]
     with pytest.raises(ValueError, match="key"):
-        Core([Rule(Lit(key, BOTH), [key], [key], True, [], [])])
+        Core([CompiledRule("t", rule, "v", Lit(key, BOTH), [key], [key], True, [], [])])
 
 
 def test_the_stem_cache_stems_once_and_stays_bounded() -> None:

@@ -2,7 +2,7 @@
 
 `RuleCompiler` compiles most rules in the native core (src/compile.rs, src/query.rs) and
 leaves the rest to `compile_rule`, the definition. For every rule the native path takes, the
-native `Rule` (plan, trigger, keys, filters) and the version must equal what `compile_rule`
+`CompiledRule` (identity, version, plan, trigger, keys, filters) must equal what `compile_rule`
 makes; every rule that `compile_rule` refuses must be left to it, so that its error, with
 the position, is the one the rule author sees.
 """
@@ -28,8 +28,8 @@ COMPILER = RuleCompiler(STEMMER)
 
 
 def _native(rule: WatchlistRule) -> Any:
-    """What the native path alone makes of `rule`: (Rule, version), or None."""
-    return COMPILER._native.compile([rule])[0]
+    """What the native path alone makes of `rule`: a CompiledRule, or None."""
+    return COMPILER._native.compile([("t", rule)])[0]
 
 
 def assert_same_as_compile_rule(rule: WatchlistRule, *, native_may_decline: bool) -> None:
@@ -43,9 +43,7 @@ def assert_same_as_compile_rule(rule: WatchlistRule, *, native_may_decline: bool
     if native is None:
         assert native_may_decline, f"the native path declined a valid rule: {rule}"
         return
-    compiled, version = native
-    assert compiled == expected.native
-    assert version == expected.version
+    assert native == expected, f"{native!r} != {expected!r}"
 
 
 def _rule(**fields: Any) -> WatchlistRule:
@@ -93,14 +91,14 @@ def test_deep_queries_compile_alike_and_very_deep_ones_are_left_to_python(
     rule = _rule(query=query)
     assert (_native(rule) is not None) is taken
     assert_same_as_compile_rule(rule, native_may_decline=not taken)
-    assert COMPILER.compile("t", rule).native == compile_rule("t", rule, STEMMER).native
+    assert COMPILER.compile("t", rule) == compile_rule("t", rule, STEMMER)
 
 
 def test_a_rule_with_non_ascii_text_is_compiled_by_python_all_the_same() -> None:
     rule = _rule(any=["Müller", "Li Shangfu"], none=["straße"])
     assert _native(rule) is None
     compiled = COMPILER.compile("t", rule)
-    assert compiled.native == compile_rule("t", rule, STEMMER).native
+    assert compiled == compile_rule("t", rule, STEMMER)
     assert compiled.version == rule.version()
 
 
@@ -117,7 +115,7 @@ def test_filters_and_presentation_reach_the_compiled_rule() -> None:
     assert compiled.languages == {"en", "de"}
     assert compiled.sources == ("reuters.com", "bbc.co.uk")
     assert compiled.version == rule.version()
-    assert compiled.native == compile_rule("t", rule, STEMMER).native
+    assert compiled == compile_rule("t", rule, STEMMER)
 
 
 # Query pieces, ASCII only (the native path's domain), with the lexer's edge cases: operators

@@ -17,6 +17,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyString;
+use rustc_hash::FxHashSet;
 use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
@@ -87,23 +88,53 @@ impl RuleCompiler {
         Ok(RuleCompiler { table, stems })
     }
 
-    /// For each `WatchlistRule` of `rules`, its compiled form and version, or None when
+    /// For each (tenant, `WatchlistRule`) of `rules`, its compiled form, or None when
     /// compile.py must compile it: a non-ASCII text, or anything the rule language refuses.
     /// One call for a whole ruleset, since a call per rule would cost as much as the work.
     fn compile(
         &self,
         py: Python<'_>,
-        rules: Vec<Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<Option<(Rule, String)>>> {
+        rules: Vec<(Py<PyString>, Py<PyAny>)>,
+    ) -> PyResult<Vec<Option<Rule>>> {
         let mut json = String::new();
-        let mut key = String::new();
+        let mut keys = KeyInterner::default();
         rules
-            .iter()
-            .map(|rule| {
-                let definition = Definition::read(rule)?;
-                self.compile_one(py, definition, &mut key, &mut json)
+            .into_iter()
+            .map(|(tenant, rule)| {
+                let definition = Definition::read(rule.bind(py))?;
+                let Some(compiled) = self.compile_one(py, definition, &mut keys, &mut json)? else {
+                    return Ok(None);
+                };
+                Ok(Some(compiled.into_rule(py, tenant, rule)))
             })
             .collect()
+    }
+}
+
+/// A rule compiled, before it is given its identity.
+struct Compiled {
+    plan: Node<Arc<str>>,
+    trigger: Option<Vec<Arc<str>>>,
+    keys: Vec<Arc<str>>,
+    outright: bool,
+    languages: Vec<String>,
+    sources: Vec<String>,
+    version: String,
+}
+
+impl Compiled {
+    fn into_rule(self, py: Python<'_>, tenant: Py<PyString>, rule: Py<PyAny>) -> Rule {
+        Rule {
+            tenant,
+            rule,
+            version: PyString::new(py, &self.version).unbind(),
+            plan: self.plan,
+            trigger: self.trigger,
+            keys: self.keys,
+            outright: self.outright,
+            languages: self.languages,
+            sources: self.sources,
+        }
     }
 }
 
@@ -112,9 +143,9 @@ impl RuleCompiler {
         &self,
         py: Python<'_>,
         definition: Definition,
-        key: &mut String,
+        interner: &mut KeyInterner,
         json: &mut String,
-    ) -> PyResult<Option<(Rule, String)>> {
+    ) -> PyResult<Option<Compiled>> {
         let Ok(ast) = self.ast(&definition) else {
             return Ok(None);
         };
@@ -125,7 +156,7 @@ impl RuleCompiler {
             stem: definition.stem,
             default_mask,
             keys: Vec::new(),
-            scratch: key,
+            interner,
         };
         let plan = builder.plan(&ast)?;
         let keys = builder.keys;
@@ -135,15 +166,15 @@ impl RuleCompiler {
             languages, sources, ..
         } = definition;
         let outright = is_alias_list(&plan) && languages.is_empty() && sources.is_empty();
-        let rule = Rule {
+        Ok(Some(Compiled {
             plan,
             trigger,
             keys,
             outright,
             languages,
             sources,
-        };
-        Ok(Some((rule, version)))
+            version,
+        }))
     }
 
     /// compile.py's `rule_ast`: the query, or the `any` phrases OR-ed; `none` as AND NOT.
@@ -229,8 +260,27 @@ struct PlanBuilder<'c, 'py, 's> {
     stem: bool,
     default_mask: u8,
     keys: Vec<Arc<str>>,
+    interner: &'s mut KeyInterner,
+}
+
+/// One `Arc` per distinct key across the rules compiled together: less memory, and the core
+/// build recognises a key by its address (`KeyTable`).
+#[derive(Default)]
+struct KeyInterner {
+    keys: FxHashSet<Arc<str>>,
     /// where a key is written before it is known to be new
-    scratch: &'s mut String,
+    scratch: String,
+}
+
+impl KeyInterner {
+    fn intern(&mut self) -> Arc<str> {
+        if let Some(known) = self.keys.get(self.scratch.as_str()) {
+            return known.clone();
+        }
+        let key: Arc<str> = Arc::from(self.scratch.as_str());
+        self.keys.insert(key.clone());
+        key
+    }
 }
 
 impl PlanBuilder<'_, '_, '_> {
@@ -270,7 +320,7 @@ impl PlanBuilder<'_, '_, '_> {
     }
 
     fn lit(&mut self, atom: &Atom) -> PyResult<(Arc<str>, u8)> {
-        let key = &mut *self.scratch;
+        let key = &mut self.interner.scratch;
         key.clear();
         if atom.prefix {
             key.push(RAW_SEP);
@@ -289,14 +339,10 @@ impl PlanBuilder<'_, '_, '_> {
                 key.push(RAW_SEP);
             }
         }
-        let key = match self.keys.iter().find(|k| ***k == **key) {
-            Some(known) => known.clone(),
-            None => {
-                let key: Arc<str> = Arc::from(key.as_str());
-                self.keys.push(key.clone());
-                key
-            }
-        };
+        let key = self.interner.intern();
+        if !self.keys.iter().any(|k| Arc::ptr_eq(k, &key)) {
+            self.keys.push(key.clone());
+        }
         let mask = match atom.field {
             Some(Field::Title) => TITLE,
             Some(Field::Body) => BODY,

@@ -18,7 +18,9 @@ use std::cmp::Ordering;
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::{PyFrozenSet, PyString, PyTuple};
 use rustc_hash::FxHashMap;
 
 mod compile;
@@ -89,12 +91,22 @@ fn node_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Node<Arc<str>>> {
     })
 }
 
-/// One compiled rule, as the core needs it. Built once per rule version and shared by every
-/// core built afterwards, so a ruleset change converts only the changed rules. Equal when
-/// every part is (the test that holds the native compiler to compile.py compares them).
-#[pyclass(frozen, eq, module = "newsalert_native")]
-#[derive(Debug, PartialEq)]
+/// One compiled rule: who it belongs to, for Python (`tenant`, the `WatchlistRule`, its
+/// version), and what the core needs of it. Python knows it as `CompiledRule`
+/// (services/matcher/engine/compile.py). Built once per rule version and shared by every core
+/// built afterwards, so a ruleset change converts only the changed rules. A build of 100k
+/// rules makes 100k of them, so they are made here, in one call (compile.rs), not in Python.
+#[pyclass(frozen, name = "CompiledRule", module = "newsalert_native")]
 pub struct Rule {
+    /// The tenant the rule belongs to.
+    #[pyo3(get)]
+    tenant: Py<PyString>,
+    /// The `WatchlistRule` as written.
+    #[pyo3(get)]
+    rule: Py<PyAny>,
+    /// The rule's version (rules.md section 6).
+    #[pyo3(get)]
+    version: Py<PyString>,
     plan: Node<Arc<str>>,
     trigger: Option<Vec<Arc<str>>>,
     keys: Vec<Arc<str>>,
@@ -105,12 +117,17 @@ pub struct Rule {
 
 #[pymethods]
 impl Rule {
-    /// plan: the verify.py plan; trigger: keys one of which must occur (None: check on every
-    /// article); keys: every literal key of the rule; outright: a trigger key occurring is a
-    /// match; languages, sources: the rule's filters (sources lower-cased, dots stripped).
+    /// tenant, rule, version: the identity; plan: the plan.py plan; trigger: keys one of which
+    /// must occur (None: check on every article); keys: every literal key of the rule;
+    /// outright: a trigger key occurring is a match; languages, sources: the rule's filters
+    /// (languages sorted and distinct; sources lower-cased, dots stripped).
     #[new]
-    #[pyo3(signature = (plan, trigger, keys, outright, languages, sources))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (tenant, rule, version, plan, trigger, keys, outright, languages, sources))]
     fn new(
+        tenant: Py<PyString>,
+        rule: Py<PyAny>,
+        version: Py<PyString>,
         plan: &Bound<'_, PyAny>,
         trigger: Option<Vec<String>>,
         keys: Vec<String>,
@@ -122,6 +139,9 @@ impl Rule {
             return Err(PyValueError::new_err("a literal key is empty"));
         }
         Ok(Rule {
+            tenant,
+            rule,
+            version,
             plan: node_from_py(plan)?,
             trigger: trigger.map(|t| t.into_iter().map(Arc::from).collect()),
             keys: keys.into_iter().map(Arc::from).collect(),
@@ -131,8 +151,58 @@ impl Rule {
         })
     }
 
-    fn __repr__(&self) -> String {
-        format!("{self:?}")
+    /// The rule's id within its tenant.
+    #[getter]
+    fn rule_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.rule.bind(py).getattr(intern!(py, "id"))
+    }
+
+    /// The languages the rule is restricted to (empty: any).
+    #[getter]
+    fn languages<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        PyFrozenSet::new(py, &self.languages)
+    }
+
+    /// The source domains the rule is restricted to, lower-cased (empty: any).
+    #[getter]
+    fn sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.sources)
+    }
+
+    /// Equal when the identity and every compiled part are (the test that holds compile.rs
+    /// to compile.py compares them).
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<Rule>() else {
+            return Ok(false);
+        };
+        let other = other.get();
+        Ok(
+            self.tenant.bind(py).to_str()? == other.tenant.bind(py).to_str()?
+                && self.version.bind(py).to_str()? == other.version.bind(py).to_str()?
+                && self.plan == other.plan
+                && self.trigger == other.trigger
+                && self.keys == other.keys
+                && self.outright == other.outright
+                && self.languages == other.languages
+                && self.sources == other.sources
+                && self.rule.bind(py).eq(other.rule.bind(py))?,
+        )
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "CompiledRule({}/{} @{}: plan {:?}, trigger {:?}, keys {:?}, outright {}, \
+             languages {:?}, sources {:?})",
+            self.tenant.bind(py).to_str()?,
+            self.rule_id(py)?,
+            self.version.bind(py).to_str()?,
+            self.plan,
+            self.trigger,
+            self.keys,
+            self.outright,
+            self.languages,
+            self.sources,
+        ))
     }
 }
 
@@ -469,19 +539,33 @@ impl Postings {
     }
 }
 
+#[derive(Default)]
 struct KeyTable {
     ids: FxHashMap<Arc<str>, u32>,
+    /// The same ids by the address of a key's text. Rules compiled together share one `Arc`
+    /// per distinct key (compile.rs), so most lookups hash an address rather than the text,
+    /// whose comparison is a cache miss per key at 100k rules. Addresses are stable and
+    /// unique while the core is built: the rules being read hold every key alive.
+    by_address: FxHashMap<usize, u32>,
     keys: Vec<Arc<str>>,
 }
 
 impl KeyTable {
     fn id(&mut self, key: &Arc<str>) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
+        let address = Arc::as_ptr(key).cast::<u8>() as usize;
+        if let Some(&id) = self.by_address.get(&address) {
             return id;
         }
-        let id = self.keys.len() as u32;
-        self.ids.insert(key.clone(), id);
-        self.keys.push(key.clone());
+        let id = match self.ids.get(key) {
+            Some(&id) => id,
+            None => {
+                let id = self.keys.len() as u32;
+                self.ids.insert(key.clone(), id);
+                self.keys.push(key.clone());
+                id
+            }
+        };
+        self.by_address.insert(address, id);
         id
     }
 
@@ -547,10 +631,7 @@ impl Core {
     #[new]
     #[pyo3(signature = (rules, max_tokens = MAX_MEMO_ENTRIES))]
     fn new(rules: Vec<PyRef<'_, Rule>>, max_tokens: usize) -> PyResult<Self> {
-        let mut table = KeyTable {
-            ids: FxHashMap::default(),
-            keys: Vec::new(),
-        };
+        let mut table = KeyTable::default();
         let mut core_rules = Vec::with_capacity(rules.len());
         let mut direct: Vec<Vec<u32>> = Vec::new();
         let mut check: Vec<Vec<u32>> = Vec::new();
