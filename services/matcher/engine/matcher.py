@@ -276,17 +276,20 @@ class Matcher:
         rules: dict[RuleKey, CompiledRule],
         compiler: RuleCompiler,
     ) -> list[RuleError]:
-        changed = []
+        changed: list[tuple[str, WatchlistRule]] = []
+        keys: list[RuleKey] = []
         for tenant, rule in upserts:
-            previous = rules.get((tenant, rule.id))
+            key = (tenant, rule.id)
+            previous = rules.get(key)
             if previous is None or previous.rule != rule:
                 changed.append((tenant, rule))
+                keys.append(key)
         errors: list[RuleError] = []
-        for compiled in compiler.compile_many(changed):
+        for key, compiled in zip(keys, compiler.compile_many(changed), strict=True):
             if isinstance(compiled, RuleError):
                 errors.append(compiled)
             else:
-                rules[(compiled.tenant, compiled.rule.id)] = compiled
+                rules[key] = compiled
         return errors
 
     def updated(
