@@ -15,7 +15,7 @@ and never evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable
 
 from newsalert_native import CompiledRule as CompiledRule  # re-exported: engine modules name it
 from newsalert_native import RuleCompiler as NativeRuleCompiler
@@ -239,18 +239,24 @@ class RuleCompiler:
         """The stemmer rules are compiled with, which articles must be stemmed with too."""
         return self._stemmer
 
-    def compile_many(
-        self, rules: Sequence[tuple[str, WatchlistRule]]
-    ) -> Iterator[CompiledRule | RuleError]:
-        """Each (tenant, rule) compiled as `compile_rule` does, or the error that refuses it."""
-        for (tenant, rule), compiled in zip(rules, self._native.compile(rules), strict=True):
-            if compiled is not None:
-                yield compiled
-                continue
-            try:
-                yield compile_rule(tenant, rule, self._stemmer)
-            except RuleCompileError as exc:
-                yield exc.error
+    def compile_into(
+        self,
+        rules: dict[tuple[str, str], CompiledRule],
+        upserts: Iterable[tuple[str, WatchlistRule]],
+    ) -> list[RuleError]:
+        """Compile each (tenant, rule) of `upserts` into `rules`, keyed (tenant, rule id).
+
+        A rule equal to the one already held is left as it is. Returns the errors of the
+        rules that do not compile; their keys keep their previous rules, so a bad edit
+        never silences a working rule.
+        """
+        return self._native.compile_into(rules, upserts, self._fallback)
+
+    def _fallback(self, tenant: str, rule: WatchlistRule) -> CompiledRule | RuleError:
+        try:
+            return compile_rule(tenant, rule, self._stemmer)
+        except RuleCompileError as exc:
+            return exc.error
 
     def compile(self, tenant: str, rule: WatchlistRule) -> CompiledRule:
         """Compile one rule, as `compile_rule` does.
@@ -258,7 +264,5 @@ class RuleCompiler:
         Raises:
             RuleCompileError: the rule breaks rules.md; the error names where and why.
         """
-        (compiled,) = self.compile_many([(tenant, rule)])
-        if isinstance(compiled, RuleError):
-            raise RuleCompileError(compiled)
-        return compiled
+        (compiled,) = self._native.compile([(tenant, rule)])
+        return compiled or compile_rule(tenant, rule, self._stemmer)

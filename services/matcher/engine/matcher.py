@@ -270,28 +270,6 @@ class Matcher:
         """Compile every (tenant, rule); a rule that fails is left out and reported."""
         return cls({}, RuleCompiler(stemmer or Stemmer())).updated(rules)
 
-    @staticmethod
-    def _compile_all(
-        upserts: Iterable[tuple[str, WatchlistRule]],
-        rules: dict[RuleKey, CompiledRule],
-        compiler: RuleCompiler,
-    ) -> list[RuleError]:
-        changed: list[tuple[str, WatchlistRule]] = []
-        keys: list[RuleKey] = []
-        for tenant, rule in upserts:
-            key = (tenant, rule.id)
-            previous = rules.get(key)
-            if previous is None or previous.rule != rule:
-                changed.append((tenant, rule))
-                keys.append(key)
-        errors: list[RuleError] = []
-        for key, compiled in zip(keys, compiler.compile_many(changed), strict=True):
-            if isinstance(compiled, RuleError):
-                errors.append(compiled)
-            else:
-                rules[key] = compiled
-        return errors
-
     def updated(
         self,
         upserts: Iterable[tuple[str, WatchlistRule]] = (),
@@ -311,7 +289,7 @@ class Matcher:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            errors = self._compile_all(upserts, rules, self._compiler)
+            errors = self._compiler.compile_into(rules, upserts)
             return Matcher(rules, self._compiler), errors
         finally:
             if was_enabled:

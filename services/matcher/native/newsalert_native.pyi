@@ -1,8 +1,11 @@
 """The matcher engine's hot path, in Rust (src/lib.rs): types for mypy."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from schemas.watchlist import WatchlistRule
+
+T = TypeVar("T")
 
 class CompiledRule:
     """One compiled rule: its identity and what the core needs of it (src/lib.rs `Rule`)."""
@@ -35,6 +38,14 @@ class RuleCompiler:
     def __init__(self, ascii_table: str, stems: StemCache) -> None: ...
     def compile(self, rules: Sequence[tuple[str, WatchlistRule]]) -> list[CompiledRule | None]:
         """Each (tenant, rule) compiled, or None where compile.py must compile it."""
+    def compile_into(
+        self,
+        rules: dict[tuple[str, str], CompiledRule],
+        upserts: Iterable[tuple[str, WatchlistRule]],
+        fallback: Callable[[str, WatchlistRule], CompiledRule | T],
+        threads: int | None = None,
+    ) -> list[T]:
+        """Compile the changed upserts into `rules`; the errors `fallback` returned."""
 
 class StemCache:
     """token -> stem, memoised; `stem` computes one on a miss."""

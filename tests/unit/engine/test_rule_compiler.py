@@ -221,3 +221,41 @@ def test_any_phrase_list_compiles_alike_or_is_refused_by_both(
 ) -> None:
     rule = _rule(any=any_, none=none, stem=stem, languages=languages, sources=sources)
     assert_same_as_compile_rule(rule, native_may_decline=False)
+
+
+def _ruleset() -> list[tuple[str, WatchlistRule]]:
+    """Stemmed and unstemmed rules, one Python compiles, one refused, one id given twice."""
+    rules: list[tuple[str, WatchlistRule]] = []
+    for n in range(40):
+        rules.append(("t", _rule(id=f"any{n}", any=[f"word{n}", "military drills"], stem=n % 2)))
+        rules.append(("u", _rule(id=f"q{n}", query=f"(china OR russia) NEAR/{n % 5} drills{n}")))
+    rules.append(("t", _rule(id="accents", any=["Müller"])))
+    rules.append(("t", _rule(id="bad", query="china AND")))
+    rules.append(("t", _rule(id="any0", any=["edited"])))  # the same key again: the later wins
+    return rules
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_a_ruleset_compiles_the_same_on_one_thread_and_on_several(threads: int) -> None:
+    one: dict[tuple[str, str], Any] = {}
+    several: dict[tuple[str, str], Any] = {}
+    alone, together = RuleCompiler(Stemmer()), RuleCompiler(Stemmer())  # cold stem memos
+    errors_one = alone._native.compile_into(one, _ruleset(), alone._fallback, 1)
+    errors_several = together._native.compile_into(several, _ruleset(), together._fallback, threads)
+    assert list(one) == list(several)
+    assert all(one[key] == several[key] for key in one)
+    assert errors_one == errors_several
+    assert [e.rule_id for e in errors_one] == ["bad"]
+    assert one[("t", "any0")].rule.any == ["edited"]
+    assert one[("t", "accents")] == compile_rule("t", _rule(id="accents", any=["Müller"]), STEMMER)
+
+
+def test_compiling_into_a_ruleset_skips_unchanged_rules_and_keeps_a_refused_edit_s_rule() -> None:
+    rules: dict[tuple[str, str], Any] = {}
+    COMPILER.compile_into(rules, [("t", _rule(id="r", any=["china"]))])
+    before = rules[("t", "r")]
+    assert COMPILER.compile_into(rules, [("t", _rule(id="r", any=["china"]))]) == []
+    assert rules[("t", "r")] is before  # unchanged: not compiled again
+    [error] = COMPILER.compile_into(rules, [("t", _rule(id="r", query="NOT china"))])
+    assert error.rule_id == "r"
+    assert rules[("t", "r")] is before

@@ -16,7 +16,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString, PyTuple};
 use rustc_hash::FxHashSet;
 use sha2::{Digest, Sha256};
 
@@ -90,25 +90,156 @@ impl RuleCompiler {
 
     /// For each (tenant, `WatchlistRule`) of `rules`, its compiled form, or None when
     /// compile.py must compile it: a non-ASCII text, or anything the rule language refuses.
-    /// One call for a whole ruleset, since a call per rule would cost as much as the work.
     fn compile(
         &self,
         py: Python<'_>,
         rules: Vec<(Py<PyString>, Py<PyAny>)>,
     ) -> PyResult<Vec<Option<Rule>>> {
-        let mut json = String::new();
-        let mut keys = KeyInterner::default();
-        rules
+        let definitions = rules
+            .iter()
+            .map(|(_, rule)| Definition::read(rule.bind(py)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let compiled = py.detach(|| self.compile_all(definitions, 1))?;
+        Ok(rules
             .into_iter()
-            .map(|(tenant, rule)| {
-                let definition = Definition::read(rule.bind(py))?;
-                let Some(compiled) = self.compile_one(py, definition, &mut keys, &mut json)? else {
-                    return Ok(None);
-                };
-                Ok(Some(compiled.into_rule(py, tenant, rule)))
-            })
-            .collect()
+            .zip(compiled)
+            .map(|((tenant, rule), compiled)| compiled.map(|c| c.into_rule(py, tenant, rule)))
+            .collect())
     }
+
+    /// Compile each (tenant, rule) of `upserts` whose rule differs from the one `rules`
+    /// holds under `(tenant, rule id)`, and store it there, in order. A rule this path does
+    /// not take goes to `fallback(tenant, rule)`, compile.py's, which returns a compiled rule
+    /// or the error that refuses it. Returns the errors; a refused rule's key keeps its
+    /// previous rule.
+    ///
+    /// The rules are read from Python first, then compiled on `threads` threads (default:
+    /// the machine's cores, at most 4) without holding the interpreter, then stored in
+    /// order: 100k rules took two seconds on one core.
+    #[pyo3(signature = (rules, upserts, fallback, threads = None))]
+    fn compile_into(
+        &self,
+        py: Python<'_>,
+        rules: &Bound<'_, PyDict>,
+        upserts: &Bound<'_, PyAny>,
+        fallback: &Bound<'_, PyAny>,
+        threads: Option<usize>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let mut changed = Vec::new();
+        let mut definitions = Vec::new();
+        for pair in upserts.try_iter()? {
+            let (tenant, rule): (Bound<'_, PyString>, Bound<'_, PyAny>) = pair?.extract()?;
+            let key = PyTuple::new(py, [tenant.as_any(), &rule.getattr(intern!(py, "id"))?])?;
+            if let Some(previous) = rules.get_item(&key)? {
+                if previous.getattr(intern!(py, "rule"))?.eq(&rule)? {
+                    continue;
+                }
+            }
+            definitions.push(Definition::read(&rule)?);
+            changed.push((key, tenant, rule));
+        }
+        let threads = threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+        let compiled = py.detach(|| self.compile_all(definitions, threads))?;
+        let mut errors = Vec::new();
+        for ((key, tenant, rule), compiled) in changed.into_iter().zip(compiled) {
+            match compiled {
+                Some(compiled) => {
+                    let compiled = compiled.into_rule(py, tenant.unbind(), rule.unbind());
+                    rules.set_item(key, Py::new(py, compiled)?)?;
+                }
+                None => {
+                    let outcome = fallback.call1((tenant, rule))?;
+                    if outcome.is_instance_of::<Rule>() {
+                        rules.set_item(key, outcome)?;
+                    } else {
+                        errors.push(outcome.unbind());
+                    }
+                }
+            }
+        }
+        Ok(errors)
+    }
+}
+
+impl RuleCompiler {
+    /// Each definition compiled, in order, on up to `threads` threads.
+    ///
+    /// Three stages: parse every rule (in parallel); stem, in Python, every token a stemmed
+    /// rule needs that the memo lacks (one attachment to the interpreter for all of them,
+    /// where a thread attaching per token would serialise the threads); build every plan
+    /// (in parallel). Each thread interns its own keys; the core build still finds equal
+    /// keys by their text.
+    fn compile_all(
+        &self,
+        definitions: Vec<Definition>,
+        threads: usize,
+    ) -> PyResult<Vec<Option<Compiled>>> {
+        let parsed = in_parallel(definitions, threads, |chunk| {
+            chunk
+                .into_iter()
+                .map(|definition| {
+                    let ast = self.ast(&definition).ok();
+                    (definition, ast)
+                })
+                .collect()
+        });
+        let stems = self.stems.get();
+        let mut needed = Vec::new();
+        for (definition, ast) in &parsed {
+            if let (true, Some(ast)) = (definition.stem, ast) {
+                ast.visit_atoms(&mut |atom| {
+                    if !atom.prefix {
+                        needed.extend(atom.tokens.iter().map(String::as_str));
+                    }
+                });
+            }
+        }
+        stems.learn(&needed)?;
+        in_parallel(parsed, threads, |chunk| {
+            let mut interner = KeyInterner::default();
+            let mut json = String::new();
+            chunk
+                .into_iter()
+                .map(|(definition, ast)| match ast {
+                    Some(ast) => self.compile_parsed(definition, &ast, &mut interner, &mut json),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .into_iter()
+        .collect()
+    }
+}
+
+/// `work` applied to `items` split into up to `threads` contiguous chunks, each on its own
+/// thread; the results in the items' order.
+fn in_parallel<T: Send, R: Send>(
+    mut items: Vec<T>,
+    threads: usize,
+    work: impl Fn(Vec<T>) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return work(items);
+    }
+    let size = items.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    while items.len() > size {
+        let tail = items.split_off(size);
+        chunks.push(std::mem::replace(&mut items, tail));
+    }
+    chunks.push(items);
+    std::thread::scope(|scope| {
+        let running: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(|| work(chunk)))
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|thread| thread.join().expect("a compile thread panicked"))
+            .collect()
+    })
 }
 
 /// A rule compiled, before it is given its identity.
@@ -139,26 +270,22 @@ impl Compiled {
 }
 
 impl RuleCompiler {
-    fn compile_one(
+    fn compile_parsed(
         &self,
-        py: Python<'_>,
         definition: Definition,
+        ast: &Ast,
         interner: &mut KeyInterner,
         json: &mut String,
     ) -> PyResult<Option<Compiled>> {
-        let Ok(ast) = self.ast(&definition) else {
-            return Ok(None);
-        };
         let default_mask = definition.fields.iter().fold(0, |m, f| m | field_mask(f));
         let mut builder = PlanBuilder {
             compiler: self,
-            py,
             stem: definition.stem,
             default_mask,
             keys: Vec::new(),
             interner,
         };
-        let plan = builder.plan(&ast)?;
+        let plan = builder.plan(ast)?;
         let keys = builder.keys;
         let trigger = trigger_keys(&plan);
         let version = version(&definition, json);
@@ -254,9 +381,8 @@ fn field_mask(field: &str) -> u8 {
 }
 
 /// compile.py's `_PlanBuilder`: plan nodes in the same order, keys in first-use order.
-struct PlanBuilder<'c, 'py, 's> {
+struct PlanBuilder<'c, 's> {
     compiler: &'c RuleCompiler,
-    py: Python<'py>,
     stem: bool,
     default_mask: u8,
     keys: Vec<Arc<str>>,
@@ -283,7 +409,7 @@ impl KeyInterner {
     }
 }
 
-impl PlanBuilder<'_, '_, '_> {
+impl PlanBuilder<'_, '_> {
     fn plan(&mut self, node: &Ast) -> PyResult<Node<Arc<str>>> {
         Ok(match node {
             Ast::Atom(atom) => {
@@ -329,7 +455,7 @@ impl PlanBuilder<'_, '_, '_> {
             let stems = self.compiler.stems.get();
             key.push(STEM_SEP);
             for token in &atom.tokens {
-                key.push_str(&stems.stem_one(self.py, token)?);
+                key.push_str(&stems.stem_detached(token)?);
                 key.push(STEM_SEP);
             }
         } else {

@@ -806,6 +806,36 @@ pub struct StemCache {
 }
 
 impl StemCache {
+    /// Stems every token of `tokens` the memo does not hold, attaching to the interpreter
+    /// once for all of them.
+    fn learn(&self, tokens: &[&str]) -> PyResult<()> {
+        let missing: Vec<&str> = {
+            let memo = lock(&self.memo)?;
+            tokens
+                .iter()
+                .copied()
+                .filter(|t| !memo.contains_key(*t))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Python::attach(|py| {
+            missing
+                .iter()
+                .try_for_each(|t| self.stem_one(py, t).map(drop))
+        })
+    }
+
+    /// `stem_one` from a thread that may not be attached to the interpreter: it attaches
+    /// only to stem a token the memo does not hold.
+    fn stem_detached(&self, token: &str) -> PyResult<String> {
+        if let Some(stem) = lock(&self.memo)?.get(token) {
+            return Ok(stem.to_string());
+        }
+        Python::attach(|py| self.stem_one(py, token))
+    }
+
     fn stem_one(&self, py: Python<'_>, token: &str) -> PyResult<String> {
         if let Some(stem) = lock(&self.memo)?.get(token) {
             return Ok(stem.to_string());

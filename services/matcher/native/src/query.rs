@@ -49,6 +49,18 @@ pub enum Ast {
 }
 
 impl Ast {
+    /// Calls `visit` on every atom, left to right.
+    pub fn visit_atoms<'a>(&'a self, visit: &mut impl FnMut(&'a Atom)) {
+        match self {
+            Ast::Atom(atom) => visit(atom),
+            Ast::And(children) | Ast::Or(children) => {
+                children.iter().for_each(|child| child.visit_atoms(visit))
+            }
+            Ast::Not(child) => child.visit_atoms(visit),
+            Ast::Near(left, right, _) => left.iter().chain(right).for_each(visit),
+        }
+    }
+
     /// Whether some atom is outside every NOT (a query without one could never match).
     pub fn has_positive_atom(&self) -> bool {
         match self {
