@@ -6,8 +6,9 @@
 //! rules whose every text is ASCII and which the query reader (`query.rs`) reads without
 //! error, and returns None for the rest, which compile.py compiles (and, for a bad rule,
 //! reports) itself. Analysis uses Python's own translation table, stemming Python's own
-//! stemmer through `StemCache`; a differential test holds both paths to equal `Rule`s and
-//! versions.
+//! stemmer through `StemCache`; a differential test holds both paths to equal compiled rules
+//! (identity, version, plan, trigger, keys, filters). A large batch is compiled on several
+//! threads, and gives the same rules as on one.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
