@@ -206,8 +206,53 @@ impl Rule {
     }
 }
 
-struct CoreRule {
-    plan: Node<u32>,
+/// One step of a rule's plan, flattened. Every rule's plan lies in one array (`Inner::code`),
+/// rule after rule, so deciding a candidate reads a cache line or two in one place instead
+/// of following boxed nodes and vectors scattered over the heap: at 100k rules each of those
+/// was a cache miss. A composite's children follow it up to its `end` (an index into the same
+/// array), which is also where the evaluation resumes when it skips the rest of them.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// A literal restricted to a set of fields (bit 0 title, bit 1 body).
+    Lit {
+        key: u32,
+        mask: u8,
+    },
+    All {
+        end: u32,
+    },
+    Any {
+        end: u32,
+    },
+    /// Its one child follows.
+    Not {
+        end: u32,
+    },
+    /// NEAR/distance: left literals (as `Lit`s) follow, up to `right`; right ones up to `end`.
+    Near {
+        right: u32,
+        end: u32,
+        distance: u32,
+    },
+    /// The rule's language and source filters, an index into `Inner::filters`: the first
+    /// step of a rule that has some, so that the check costs the others nothing.
+    Filter(u32),
+}
+
+impl Op {
+    /// The index of the step after the subtree that starts at `at`.
+    fn after(self, at: usize) -> usize {
+        match self {
+            Op::Lit { .. } | Op::Filter(_) => at + 1,
+            Op::All { end } | Op::Any { end } | Op::Not { end } | Op::Near { end, .. } => {
+                end as usize
+            }
+        }
+    }
+}
+
+/// A rule's language and source filters (sources lower-cased, dots stripped).
+struct Filters {
     languages: Vec<String>,
     sources: Vec<String>,
 }
@@ -438,17 +483,19 @@ struct TokenInfo {
 }
 
 struct Inner {
-    rules: Vec<CoreRule>,
+    /// every rule's plan, flattened (see `Op`)
+    code: Vec<Op>,
+    /// rule index -> where its plan starts in `code`
+    starts: Vec<u32>,
+    filters: Vec<Filters>,
     key_count: usize,
     raw: SequenceIndex,
     stemmed: SequenceIndex,
     prefixes: PrefixTrie,
-    /// key id -> rules that match outright when it occurs
-    direct: Postings,
-    /// key id -> rules to evaluate when it occurs
-    check: Postings,
+    /// key id -> the rules it puts forward
+    postings: Postings,
     /// rules with no trigger: evaluated on every article
-    always: Vec<u32>,
+    always: Vec<Posting>,
     /// article token -> what it is to this core: one lookup per token on the hot path
     tokens: Mutex<TokenMemo>,
     max_tokens: usize,
@@ -514,29 +561,65 @@ impl Inner {
     }
 }
 
-/// key id -> rule indices, in two flat arrays: a hit costs two adjacent reads, not a pointer
+/// A rule put forward by a key, with where its plan starts in `Inner::code` (NONE: the rule
+/// matches outright), so deciding it needs no read of `Inner::starts`, which at 100k rules
+/// was a cache miss per candidate.
+#[derive(Clone, Copy)]
+struct Posting {
+    rule: u32,
+    plan: u32,
+}
+
+/// key id -> postings, in two flat arrays: a hit costs two adjacent reads, not a pointer
 /// chase to a small vector of its own somewhere in the heap.
 struct Postings {
     starts: Vec<u32>,
-    rules: Vec<u32>,
+    postings: Vec<Posting>,
 }
 
 impl Postings {
-    fn new(lists: Vec<Vec<u32>>) -> Self {
+    fn new(lists: Vec<Vec<Posting>>) -> Self {
         let mut starts = Vec::with_capacity(lists.len() + 1);
-        let mut rules = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        let mut postings = Vec::with_capacity(lists.iter().map(Vec::len).sum());
         starts.push(0);
         for list in lists {
-            rules.extend(list);
-            starts.push(rules.len() as u32);
+            postings.extend(list);
+            starts.push(postings.len() as u32);
         }
-        Postings { starts, rules }
+        Postings { starts, postings }
     }
 
-    fn of(&self, key: u32) -> &[u32] {
+    fn of(&self, key: u32) -> &[Posting] {
         let key = key as usize;
-        &self.rules[self.starts[key] as usize..self.starts[key + 1] as usize]
+        &self.postings[self.starts[key] as usize..self.starts[key + 1] as usize]
     }
+
+    /// Starts loading what `of(key)` reads; see `prefetch`.
+    fn prefetch_starts(&self, key: u32) {
+        prefetch(&self.starts[key as usize]);
+    }
+
+    fn prefetch_postings(&self, key: u32) {
+        if let Some(first) = self.postings.get(self.starts[key as usize] as usize) {
+            prefetch(first);
+        }
+    }
+}
+
+/// Asks the CPU to start loading the cache line of `value`, so that a later read of it, some
+/// work further on, does not wait on memory. At 100k rules the scan's reads of postings and
+/// plans land all over megabytes of memory; one after another, each waits out a cache miss,
+/// while issued ahead they overlap.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of x86_64; a prefetch never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 #[derive(Default)]
@@ -569,17 +652,46 @@ impl KeyTable {
         id
     }
 
-    fn node(&mut self, node: &Node<Arc<str>>) -> Node<u32> {
+    /// Appends `node`, flattened, to `code`.
+    fn emit(&mut self, node: &Node<Arc<str>>, code: &mut Vec<Op>) {
+        let at = code.len();
+        let end = |code: &Vec<Op>| code.len() as u32;
         match node {
-            Node::Lit(k, m) => Node::Lit(self.id(k), *m),
-            Node::All(c) => Node::All(c.iter().map(|n| self.node(n)).collect()),
-            Node::Any(c) => Node::Any(c.iter().map(|n| self.node(n)).collect()),
-            Node::Not(c) => Node::Not(Box::new(self.node(c))),
-            Node::Near(l, r, d) => Node::Near(
-                l.iter().map(|(k, m)| (self.id(k), *m)).collect(),
-                r.iter().map(|(k, m)| (self.id(k), *m)).collect(),
-                *d,
-            ),
+            Node::Lit(k, m) => code.push(Op::Lit {
+                key: self.id(k),
+                mask: *m,
+            }),
+            Node::All(children) | Node::Any(children) => {
+                code.push(Op::All { end: 0 });
+                for child in children {
+                    self.emit(child, code);
+                }
+                let end = end(code);
+                code[at] = match node {
+                    Node::All(_) => Op::All { end },
+                    _ => Op::Any { end },
+                };
+            }
+            Node::Not(child) => {
+                code.push(Op::Not { end: 0 });
+                self.emit(child, code);
+                code[at] = Op::Not { end: end(code) };
+            }
+            Node::Near(left, right, distance) => {
+                code.push(Op::Not { end: 0 });
+                for (k, m) in left {
+                    self.emit(&Node::Lit(k.clone(), *m), code);
+                }
+                let right_at = end(code);
+                for (k, m) in right {
+                    self.emit(&Node::Lit(k.clone(), *m), code);
+                }
+                code[at] = Op::Near {
+                    right: right_at,
+                    end: end(code),
+                    distance: *distance,
+                };
+            }
         }
     }
 }
@@ -632,42 +744,45 @@ impl Core {
     #[pyo3(signature = (rules, max_tokens = MAX_MEMO_ENTRIES))]
     fn new(rules: Vec<PyRef<'_, Rule>>, max_tokens: usize) -> PyResult<Self> {
         let mut table = KeyTable::default();
-        let mut core_rules = Vec::with_capacity(rules.len());
-        let mut direct: Vec<Vec<u32>> = Vec::new();
-        let mut check: Vec<Vec<u32>> = Vec::new();
+        let mut code: Vec<Op> = Vec::new();
+        let mut starts: Vec<u32> = Vec::with_capacity(rules.len());
+        let mut filters: Vec<Filters> = Vec::new();
+        let mut postings: Vec<Vec<Posting>> = Vec::new();
         let mut always = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
             for key in &rule.keys {
                 table.id(key);
             }
-            let plan = table.node(&rule.plan);
+            let plan = code.len() as u32;
+            starts.push(plan);
+            if !rule.languages.is_empty() || !rule.sources.is_empty() {
+                code.push(Op::Filter(filters.len() as u32));
+                filters.push(Filters {
+                    languages: rule.languages.clone(),
+                    sources: rule.sources.clone(),
+                });
+            }
+            table.emit(&rule.plan, &mut code);
+            let posting = Posting {
+                rule: index,
+                plan: if rule.outright { NONE } else { plan },
+            };
             match &rule.trigger {
-                None => always.push(index),
+                None => always.push(posting),
                 Some(trigger) => {
                     for key in trigger {
                         let id = table.id(key) as usize;
-                        let target = if rule.outright {
-                            &mut direct
-                        } else {
-                            &mut check
-                        };
-                        if target.len() <= id {
-                            target.resize_with(id + 1, Vec::new);
+                        if postings.len() <= id {
+                            postings.resize_with(id + 1, Vec::new);
                         }
-                        target[id].push(index);
+                        postings[id].push(posting);
                     }
                 }
             }
-            core_rules.push(CoreRule {
-                plan,
-                languages: rule.languages.clone(),
-                sources: rule.sources.clone(),
-            });
         }
         let key_count = table.keys.len();
-        direct.resize_with(key_count, Vec::new);
-        check.resize_with(key_count, Vec::new);
+        postings.resize_with(key_count, Vec::new);
         let mut raw = SequenceIndex::default();
         let mut stemmed = SequenceIndex::default();
         let mut prefixes = PrefixTrie::new();
@@ -675,13 +790,14 @@ impl Core {
             index_key(key, id as u32, &mut raw, &mut stemmed, &mut prefixes)?;
         }
         let inner = Inner {
-            rules: core_rules,
+            code,
+            starts,
+            filters,
             key_count,
             raw,
             stemmed,
             prefixes,
-            direct: Postings::new(direct),
-            check: Postings::new(check),
+            postings: Postings::new(postings),
             always,
             tokens: Mutex::new(TokenMemo::default()),
             max_tokens,
@@ -755,32 +871,48 @@ impl Core {
         }
         drop(known);
         let scan = Scan::new(inner.clone(), found);
-        let mut outright: Vec<u32> = Vec::new();
-        let mut candidates: Vec<u32> = inner.always.clone();
-        for &key in &scan.hits {
-            outright.extend_from_slice(inner.direct.of(key));
-            candidates.extend_from_slice(inner.check.of(key));
-        }
-        outright.sort_unstable();
-        outright.dedup();
-        candidates.sort_unstable();
-        candidates.dedup();
-        let considered = outright.len() + candidates.len();
-        for index in candidates {
-            let rule = &inner.rules[index as usize];
-            if !language_allowed(language, &rule.languages)
-                || !source_allowed(domain, &rule.sources)
-            {
-                continue;
+        // Rule sets as bits, not sorted lists: a rule put forward by several keys is marked
+        // again at no cost, and reading the bits back yields ascending rule order.
+        let rule_count = inner.starts.len();
+        let (mut matched, mut seen) = (RuleSet::new(rule_count), RuleSet::new(rule_count));
+        let mut candidates: Vec<Posting> = Vec::new();
+        let mut put_forward = |posting: Posting| {
+            if posting.plan == NONE {
+                matched.insert(posting.rule);
+            } else if seen.insert(posting.rule) {
+                candidates.push(posting);
             }
-            if scan.holds(&rule.plan) {
-                outright.push(index);
+        };
+        inner.always.iter().copied().for_each(&mut put_forward);
+        // Two steps to a key's postings, both likely cache misses: prefetched two strides and
+        // one stride ahead, each step finds its line on the way.
+        const AHEAD: usize = 8;
+        let hits = &scan.hits;
+        for (i, &key) in hits.iter().enumerate() {
+            if let Some(&later) = hits.get(i + 2 * AHEAD) {
+                inner.postings.prefetch_starts(later);
+            }
+            if let Some(&later) = hits.get(i + AHEAD) {
+                inner.postings.prefetch_postings(later);
+            }
+            inner
+                .postings
+                .of(key)
+                .iter()
+                .copied()
+                .for_each(&mut put_forward);
+        }
+        let considered = matched.len() + candidates.len();
+        for (i, candidate) in candidates.iter().enumerate() {
+            if let Some(later) = candidates.get(i + AHEAD) {
+                prefetch(&inner.code[later.plan as usize]);
+            }
+            if scan.decides(candidate.plan, language, domain) {
+                matched.insert(candidate.rule);
             }
         }
-        outright.sort_unstable();
-        outright.dedup();
         let hits = scan.hits.len();
-        Ok((scan, outright, considered, hits))
+        Ok((scan, matched.iter().collect(), considered, hits))
     }
 }
 
@@ -914,137 +1046,259 @@ pub struct Scan {
     core: Arc<Inner>,
     /// distinct key ids that occur, ascending
     hits: Vec<u32>,
-    /// per hit key, its range in `occurrences`
-    ranges: Vec<(u32, u32)>,
-    /// occurrences grouped by key, each group in text order
-    occurrences: Vec<Occ>,
     /// bit per key id: whether it occurs (the question asked most often)
     present: Vec<u64>,
+    /// per word of `present`: how many keys occur below it, so that a key's place among the
+    /// hits is a count of bits, not a search
+    rank: Vec<u32>,
+    /// per hit, in key order: where its occurrences start in `occurrences`; one more at the end
+    bounds: Vec<u32>,
+    /// occurrences grouped by key, each group in text order
+    occurrences: Vec<Occ>,
 }
 
 impl Scan {
-    fn new(core: Arc<Inner>, mut found: Vec<(u32, Occ)>) -> Scan {
-        // Sorting by (key, occurrence) groups each key's occurrences in text order.
-        found.sort_unstable();
-        found.dedup();
-        let mut hits = Vec::new();
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let mut occurrences = Vec::with_capacity(found.len());
-        for (key, occ) in found {
-            if hits.last() != Some(&key) {
-                hits.push(key);
-                let at = occurrences.len() as u32;
-                ranges.push((at, at));
-            }
-            occurrences.push(occ);
-            ranges.last_mut().expect("a range per hit").1 += 1;
-        }
+    /// `found` holds each key's occurrences in text order, without repeats: the scan walks
+    /// each field once, token by token, and a key occurs at most once per starting token.
+    /// So grouping by key is a counting sort by hit, with no comparison sort.
+    fn new(core: Arc<Inner>, found: Vec<(u32, Occ)>) -> Scan {
         let mut present = vec![0u64; core.key_count.div_ceil(64)];
-        for &key in &hits {
+        for &(key, _) in &found {
             present[key as usize / 64] |= 1 << (key % 64);
         }
-        Scan {
-            core,
-            hits,
-            ranges,
-            occurrences,
-            present,
+        let mut rank = Vec::with_capacity(present.len());
+        let mut total = 0u32;
+        for word in &present {
+            rank.push(total);
+            total += word.count_ones();
         }
+        let mut scan = Scan {
+            core,
+            hits: bits(&present).collect(),
+            present,
+            rank,
+            bounds: vec![0; total as usize + 1],
+            occurrences: vec![(0, 0, 0); found.len()],
+        };
+        for &(key, _) in &found {
+            let hit = scan.hit(key);
+            scan.bounds[hit + 1] += 1;
+        }
+        for i in 1..scan.bounds.len() {
+            scan.bounds[i] += scan.bounds[i - 1];
+        }
+        let mut next = scan.bounds.clone();
+        for (key, occ) in found {
+            let slot = &mut next[scan.hit(key)];
+            scan.occurrences[*slot as usize] = occ;
+            *slot += 1;
+        }
+        scan
+    }
+
+    /// The place of an occurring key among the hits.
+    fn hit(&self, key: u32) -> usize {
+        let word = key as usize / 64;
+        let below = self.present[word] & ((1u64 << (key % 64)) - 1);
+        self.rank[word] as usize + below.count_ones() as usize
     }
 
     fn occurrences(&self, key: u32) -> &[Occ] {
-        match self.hits.binary_search(&key) {
-            Ok(i) => {
-                let (a, b) = self.ranges[i];
-                &self.occurrences[a as usize..b as usize]
-            }
-            Err(_) => &[],
+        if !self.has(key) {
+            return &[];
         }
+        let hit = self.hit(key);
+        &self.occurrences[self.bounds[hit] as usize..self.bounds[hit + 1] as usize]
     }
 
     fn has(&self, key: u32) -> bool {
         self.present[key as usize / 64] & (1 << (key % 64)) != 0
     }
 
-    /// Whether the plan holds: from the keys present wherever it can, from positions where
-    /// it must (NEAR, field-restricted literals).
-    fn holds(&self, node: &Node<u32>) -> bool {
-        match node {
-            Node::Lit(key, mask) => {
-                if !self.has(*key) {
+    /// Whether the rule whose plan starts at `code[plan]` matches an article in `language`
+    /// from `domain`.
+    fn decides(&self, plan: u32, language: Option<&str>, domain: Option<&str>) -> bool {
+        let code = &self.core.code;
+        let mut at = plan as usize;
+        if let Op::Filter(filter) = code[at] {
+            let filter = &self.core.filters[filter as usize];
+            if !language_allowed(language, &filter.languages)
+                || !source_allowed(domain, &filter.sources)
+            {
+                return false;
+            }
+            at += 1;
+        }
+        self.holds(code, at)
+    }
+
+    /// Whether the plan at `code[at]` holds: from the keys present wherever it can, from
+    /// positions where it must (NEAR, field-restricted literals).
+    fn holds(&self, code: &[Op], at: usize) -> bool {
+        match code[at] {
+            Op::Lit { key, mask } => {
+                if !self.has(key) {
                     return false;
                 }
-                *mask == BOTH
-                    || self
-                        .occurrences(*key)
-                        .iter()
-                        .any(|o| (1 << o.0) & mask != 0)
+                mask == BOTH || self.occurrences(key).iter().any(|o| (1 << o.0) & mask != 0)
             }
-            Node::All(children) => children.iter().all(|c| self.holds(c)),
-            Node::Any(children) => children.iter().any(|c| self.holds(c)),
-            Node::Not(child) => !self.holds(child),
-            Node::Near(left, right, _) => {
-                left.iter().any(|(k, _)| self.has(*k))
-                    && right.iter().any(|(k, _)| self.has(*k))
-                    && self.evaluate(node).is_some()
+            Op::All { end } => {
+                let mut child = at + 1;
+                while child < end as usize {
+                    if !self.holds(code, child) {
+                        return false;
+                    }
+                    child = code[child].after(child);
+                }
+                true
             }
+            Op::Any { end } => {
+                let mut child = at + 1;
+                while child < end as usize {
+                    if self.holds(code, child) {
+                        return true;
+                    }
+                    child = code[child].after(child);
+                }
+                false
+            }
+            Op::Not { .. } => !self.holds(code, at + 1),
+            Op::Near {
+                right,
+                end,
+                distance,
+            } => {
+                let (left, right) = (
+                    &code[at + 1..right as usize],
+                    &code[right as usize..end as usize],
+                );
+                left.iter().any(|&l| self.has(lit_of(l).0))
+                    && right.iter().any(|&r| self.has(lit_of(r).0))
+                    && self.near_holds(left, right, distance as i64)
+            }
+            Op::Filter(_) => unreachable!("a filter only starts a rule"),
         }
     }
 
-    fn lit(&self, key: u32, mask: u8) -> Vec<Occ> {
-        let found = self.occurrences(key);
-        if mask == BOTH {
-            return found.to_vec();
+    /// Whether some occurrence of `left` and some of `right` lie within `d` tokens of each
+    /// other, in the same field, without overlapping: `near` without its evidence.
+    fn near_holds(&self, left: &[Op], right: &[Op], d: i64) -> bool {
+        left.iter().any(|&l| {
+            let (key, mask) = lit_of(l);
+            self.occurrences(key)
+                .iter()
+                .filter(|o| (1 << o.0) & mask != 0)
+                .any(|&occ| right.iter().any(|&r| self.within(r, occ, d)))
+        })
+    }
+
+    /// Whether literal `lit` occurs within `d` tokens after or before `occ`. A key's
+    /// occurrences all span the same number of tokens (its own), so in text order their
+    /// ends ascend with their starts and both bounds are found by bisection.
+    fn within(&self, lit: Op, occ: Occ, d: i64) -> bool {
+        let (key, mask) = lit_of(lit);
+        if (1 << occ.0) & mask == 0 {
+            return false;
         }
+        let found = self.occurrences(key);
+        let (field, start, end) = (occ.0, occ.1 as i64, occ.2 as i64);
+        // Starting after `occ` ends, within d tokens ...
+        let i = found.partition_point(|r| (r.0, r.1 as i64) < (field, end));
+        if found
+            .get(i)
+            .is_some_and(|r| r.0 == field && r.1 as i64 <= end + d)
+        {
+            return true;
+        }
+        // ... or ending before `occ` starts, within d tokens.
+        let i = found.partition_point(|r| (r.0, r.2 as i64) < (field, start - d));
         found
+            .get(i)
+            .is_some_and(|r| r.0 == field && r.2 as i64 <= start)
+    }
+
+    fn lit(&self, key: u32, mask: u8) -> impl Iterator<Item = Occ> + '_ {
+        self.occurrences(key)
             .iter()
             .copied()
-            .filter(|o| (1 << o.0) & mask != 0)
+            .filter(move |o| (1 << o.0) & mask != 0)
+    }
+
+    /// Appends to `out` the occurrences that make the plan at `code[at]` hold, and says
+    /// whether it holds; when it does not, what it appended is for the caller to drop. Only
+    /// branches that hold contribute (a NOT, nothing), and for NEAR only occurrences that
+    /// take part in a pair within the distance, so evidence says why the rule fired.
+    fn evaluate(&self, code: &[Op], at: usize, out: &mut Vec<Occ>) -> bool {
+        match code[at] {
+            Op::Lit { key, mask } => {
+                let before = out.len();
+                out.extend(self.lit(key, mask));
+                out.len() > before
+            }
+            Op::All { end } => {
+                let mut child = at + 1;
+                while child < end as usize {
+                    if !self.evaluate(code, child, out) {
+                        return false;
+                    }
+                    child = code[child].after(child);
+                }
+                true
+            }
+            Op::Any { end } => {
+                let mut holds = false;
+                let mut child = at + 1;
+                while child < end as usize {
+                    let before = out.len();
+                    if self.evaluate(code, child, out) {
+                        holds = true;
+                    } else {
+                        out.truncate(before);
+                    }
+                    child = code[child].after(child);
+                }
+                holds
+            }
+            Op::Not { .. } => {
+                let before = out.len();
+                let holds = self.evaluate(code, at + 1, out);
+                out.truncate(before);
+                !holds
+            }
+            Op::Near {
+                right,
+                end,
+                distance,
+            } => {
+                let (left, right) = (
+                    &code[at + 1..right as usize],
+                    &code[right as usize..end as usize],
+                );
+                self.near(left, right, distance as i64, out)
+            }
+            Op::Filter(_) => unreachable!("a filter only starts a rule"),
+        }
+    }
+
+    fn gather(&self, lits: &[Op]) -> Vec<Occ> {
+        lits.iter()
+            .flat_map(|&l| {
+                let (key, mask) = lit_of(l);
+                self.lit(key, mask)
+            })
             .collect()
     }
 
-    /// None when the plan does not hold, else the occurrences that make it hold (possibly
-    /// none, for a NOT): only branches that hold contribute, and for NEAR only occurrences
-    /// that take part in a pair within the distance, so evidence says why the rule fired.
-    fn evaluate(&self, node: &Node<u32>) -> Option<Vec<Occ>> {
-        match node {
-            Node::Lit(key, mask) => Some(self.lit(*key, *mask)).filter(|f| !f.is_empty()),
-            Node::All(children) => {
-                let mut evidence = Vec::new();
-                for child in children {
-                    evidence.extend(self.evaluate(child)?);
-                }
-                Some(evidence)
-            }
-            Node::Any(children) => {
-                let mut evidence: Option<Vec<Occ>> = None;
-                for child in children {
-                    if let Some(found) = self.evaluate(child) {
-                        evidence.get_or_insert_with(Vec::new).extend(found);
-                    }
-                }
-                evidence
-            }
-            Node::Not(child) => match self.evaluate(child) {
-                None => Some(Vec::new()),
-                Some(_) => None,
-            },
-            Node::Near(left, right, distance) => self.near(left, right, *distance as i64),
-        }
-    }
-
-    fn gather(&self, lits: &[(u32, u8)]) -> Vec<Occ> {
-        lits.iter().flat_map(|&(k, m)| self.lit(k, m)).collect()
-    }
-
-    fn near(&self, left: &[(u32, u8)], right: &[(u32, u8)], d: i64) -> Option<Vec<Occ>> {
+    /// NEAR's evidence: the left occurrences that pair with some right one, in the order of
+    /// the left literals, then the right occurrences that pair with some left one, sorted.
+    fn near(&self, left: &[Op], right: &[Op], d: i64, out: &mut Vec<Occ>) -> bool {
         let lefts = self.gather(left);
         if lefts.is_empty() {
-            return None;
+            return false;
         }
         let mut rights = self.gather(right);
         if rights.is_empty() {
-            return None;
+            return false;
         }
         rights.sort_unstable();
         // The longest right-hand occurrence bounds how far before `occ` one may start.
@@ -1064,7 +1318,7 @@ impl Scan {
                 }
             })
         };
-        let mut used_left = Vec::new();
+        let first_left = out.len();
         let mut used_right: Vec<Occ> = Vec::new();
         for &occ in &lefts {
             let (field, start, end) = (occ.0, occ.1 as i64, occ.2 as i64);
@@ -1080,16 +1334,69 @@ impl Scan {
                     .filter(|r| start - d <= r.2 as i64 && r.2 as i64 <= start),
             );
             if used_right.len() > before {
-                used_left.push(occ);
+                out.push(occ);
             }
         }
-        if used_left.is_empty() {
-            return None;
+        if out.len() == first_left {
+            return false;
         }
         used_right.sort_unstable();
         used_right.dedup();
-        used_left.extend(used_right);
-        Some(used_left)
+        out.extend(used_right);
+        true
+    }
+}
+
+/// A NEAR operand's literal as (key, mask).
+fn lit_of(op: Op) -> (u32, u8) {
+    match op {
+        Op::Lit { key, mask } => (key, mask),
+        _ => unreachable!("NEAR's operands are literals"),
+    }
+}
+
+/// The indices of the set bits of `words`, ascending.
+fn bits(words: &[u64]) -> impl Iterator<Item = u32> + '_ {
+    words.iter().enumerate().flat_map(|(i, &word)| {
+        let mut word = word;
+        std::iter::from_fn(move || {
+            if word == 0 {
+                return None;
+            }
+            let bit = word.trailing_zeros();
+            word &= word - 1;
+            Some(i as u32 * 64 + bit)
+        })
+    })
+}
+
+/// A set of rule indices, a bit per rule.
+struct RuleSet {
+    words: Vec<u64>,
+}
+
+impl RuleSet {
+    fn new(rules: usize) -> Self {
+        RuleSet {
+            words: vec![0; rules.div_ceil(64)],
+        }
+    }
+
+    /// Adds `index`; whether it was new.
+    fn insert(&mut self, index: u32) -> bool {
+        let (word, bit) = (&mut self.words[index as usize / 64], 1 << (index % 64));
+        let new = *word & bit == 0;
+        *word |= bit;
+        new
+    }
+
+    fn len(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// The members, ascending.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        bits(&self.words)
     }
 }
 
@@ -1104,12 +1411,21 @@ impl Scan {
 
 impl Scan {
     fn occurrences_of(&self, index: usize) -> PyResult<Vec<Occ>> {
-        let rule = self
+        let mut at = *self
             .core
-            .rules
+            .starts
             .get(index)
-            .ok_or_else(|| PyValueError::new_err(format!("no rule at index {index}")))?;
-        Ok(self.evaluate(&rule.plan).unwrap_or_default())
+            .ok_or_else(|| PyValueError::new_err(format!("no rule at index {index}")))?
+            as usize;
+        let code = &self.core.code;
+        if let Op::Filter(_) = code[at] {
+            at += 1;
+        }
+        let mut found = Vec::new();
+        if !self.evaluate(code, at, &mut found) {
+            found.clear();
+        }
+        Ok(found)
     }
 }
 
