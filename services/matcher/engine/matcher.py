@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Protocol
 
-from newsalert_native import Core, EvidenceWriter, Scan
+from newsalert_native import Core, EvidenceWriter, Scan, pick
 
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import CompiledRule, RuleCompiler
@@ -323,7 +323,9 @@ class Matcher:
             article.language,
             source_domain(article.source),
         )
-        rules = list(map(self._ordered.__getitem__, matched))
+        # Natively, with each rule's object prefetched: at 100k rules a Python lookup per
+        # match waited on a cache miss each, about a fifth of the article's time.
+        rules = pick(self._ordered, matched)
         done = perf_counter()
         stats = MatchStats(
             candidates=considered,

@@ -95,3 +95,6 @@ def shingle_hashes(fields: list[str], words: int) -> list[int]:
 
 def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[int]:
     """LSH band keys of the one-permutation MinHash signature of ascending `hashes`."""
+
+def pick(items: list[T], indices: list[int]) -> list[T]:
+    """`[items[i] for i in indices]`, each item prefetched before any is used (src/pick.rs)."""

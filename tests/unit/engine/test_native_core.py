@@ -113,3 +113,14 @@ def test_the_evidence_writer_counts_offsets_in_characters_not_bytes() -> None:
         '{"field":"body","start":10,"end":16,"text":"Zürich"}],"snippet":'
         '{"field":"body","text":"Grüße aus Zürich","match_start":10,"match_end":16}'
     )
+
+
+def test_pick_takes_the_items_at_the_indices_and_refuses_one_out_of_range() -> None:
+    from newsalert_native import pick
+
+    items = [object() for _ in range(100)]
+    indices = [3, 3, 0, 99, 42]
+    assert pick(items, indices) == [items[i] for i in indices]
+    assert pick(items, []) == []
+    with pytest.raises(IndexError):
+        pick(items, [1, 100])

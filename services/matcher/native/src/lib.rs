@@ -24,6 +24,7 @@ use pyo3::types::{PyFrozenSet, PyString, PyTuple};
 use rustc_hash::FxHashMap;
 
 mod compile;
+mod pick;
 mod query;
 mod quote;
 mod shingles;
@@ -1439,5 +1440,6 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<quote::EvidenceWriter>()?;
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(pick::pick, m)?)?;
     Ok(())
 }
