@@ -15,6 +15,7 @@
 //! prefixes. That costs per token, not per character and per automaton state.
 
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -267,7 +268,7 @@ struct SequenceIndex {
     /// token id -> the node of the sequences that start with it, or NONE
     first: Vec<u32>,
     /// (node, token id) -> child node, below the first token
-    children: FxHashMap<(u32, u32), u32>,
+    children: FlatMap<u64, u32>,
     /// per node: the key of the sequence ending there, or NONE
     keys: Vec<u32>,
     /// per node: whether a longer sequence continues from it
@@ -300,11 +301,11 @@ impl SequenceIndex {
                 }
             } else {
                 self.continues[node as usize] = true;
-                match self.children.get(&(node, id)) {
+                match self.children.get(pair(node, id)) {
                     Some(&existing) => existing,
                     None => {
                         let fresh = self.new_node();
-                        self.children.insert((node, id), fresh);
+                        self.children.insert(pair(node, id), fresh);
                         fresh
                     }
                 }
@@ -340,6 +341,11 @@ impl SequenceIndex {
 
     /// Every sequence occurring in a field's tokens, as (key, occurrence) pairs.
     fn scan(&self, starts: &[SeqStart], field: u32, out: &mut Vec<(u32, Occ)>) {
+        for (start, next) in starts.iter().zip(&starts[1.min(starts.len())..]) {
+            if start.more && next.id != NONE {
+                self.children.prefetch(pair(start.node, next.id));
+            }
+        }
         for (at, start) in starts.iter().enumerate() {
             if start.key != NONE {
                 out.push((start.key, (field, at as u32, at as u32 + 1)));
@@ -352,7 +358,7 @@ impl SequenceIndex {
                 if next.id == NONE {
                     break;
                 }
-                match self.children.get(&(node, next.id)) {
+                match self.children.get(pair(node, next.id)) {
                     Some(&child) => node = child,
                     None => break,
                 }
@@ -368,6 +374,10 @@ impl SequenceIndex {
     }
 }
 
+fn pair(node: u32, id: u32) -> u64 {
+    (node as u64) << 32 | id as u64
+}
+
 /// One token as a sequence index sees it: its id (NONE: in no sequence), the node of the
 /// sequences it starts (NONE: none), the key of the one-token sequence, and whether longer
 /// sequences start with it.
@@ -377,6 +387,17 @@ struct SeqStart {
     key: u32,
     node: u32,
     more: bool,
+}
+
+impl Default for SeqStart {
+    fn default() -> Self {
+        SeqStart {
+            id: NONE,
+            key: NONE,
+            node: NONE,
+            more: false,
+        }
+    }
 }
 
 /// Prefixes as a byte trie: an article token walks down it as far as its bytes lead, and
@@ -434,7 +455,7 @@ impl PrefixTrie {
 /// memcmp, which took a quarter of the scan's time; longer tokens go to a map of strings.
 #[derive(Default)]
 struct TokenMemo {
-    short: FxHashMap<u128, TokenInfo>,
+    short: FlatMap<u128, TokenInfo>,
     long: FxHashMap<Box<str>, TokenInfo>,
 }
 
@@ -453,30 +474,55 @@ impl TokenMemo {
 
     fn get(&self, token: &str) -> Option<&TokenInfo> {
         match Self::pack(token) {
-            Some(key) => self.short.get(&key),
+            Some(key) => self.short.get(key),
             None => self.long.get(token),
         }
+    }
+
+    /// Each token's info, None if some token is new. Every short token's slot is prefetched
+    /// before the first is read.
+    fn get_all(&self, tokens: &[&str]) -> Option<Vec<&TokenInfo>> {
+        let packed: Vec<Option<u128>> = tokens
+            .iter()
+            .map(|token| {
+                let key = Self::pack(token);
+                if let Some(key) = key {
+                    self.short.prefetch(key);
+                }
+                key
+            })
+            .collect();
+        tokens
+            .iter()
+            .zip(packed)
+            .map(|(token, key)| match key {
+                Some(key) => self.short.get(key),
+                None => self.long.get(*token),
+            })
+            .collect()
     }
 
     fn insert(&mut self, token: &str, info: TokenInfo) {
         match Self::pack(token) {
             Some(key) => self.short.insert(key, info),
-            None => self.long.insert(token.into(), info),
-        };
+            None => {
+                self.long.insert(token.into(), info);
+            }
+        }
     }
 
     fn len(&self) -> usize {
-        self.short.len() + self.long.len()
+        self.short.len + self.long.len()
     }
 
     fn clear(&mut self) {
-        self.short.clear();
-        self.long.clear();
+        *self = TokenMemo::default();
     }
 }
 
 /// What the core knows of one article token: its id in the raw and in the stemmed index
 /// (NONE when no key holds it) and the prefixes it starts with.
+#[derive(Default)]
 struct TokenInfo {
     raw: SeqStart,
     stem: SeqStart,
@@ -587,7 +633,10 @@ impl Postings {
             postings.extend(list);
             starts.push(postings.len() as u32);
         }
-        Postings { starts, postings }
+        Postings {
+            starts: on_huge_pages(starts),
+            postings: on_huge_pages(postings),
+        }
     }
 
     fn of(&self, key: u32) -> &[Posting] {
@@ -604,6 +653,141 @@ impl Postings {
         if let Some(first) = self.postings.get(self.starts[key as usize] as usize) {
             prefetch(first);
         }
+    }
+}
+
+/// `data` moved to memory the kernel is asked to back with 2 MiB pages where it can.
+///
+/// The scan reads a few bytes here and there over megabytes of postings and plans; with 4 KiB
+/// pages nearly every such read also missed the TLB, and in a virtual machine a page walk
+/// costs several memory reads of its own (perf put most of the scan's time on the first
+/// read of each candidate's plan, prefetched or not). The advice must come before the
+/// memory is first written, hence the copy. Elsewhere than Linux, or where the kernel
+/// declines, nothing changes.
+fn on_huge_pages<T: Copy>(data: Vec<T>) -> Vec<T> {
+    if std::mem::size_of_val(data.as_slice()) < HUGE_PAGE {
+        return data;
+    }
+    let mut moved = huge_capacity(data.len());
+    moved.extend_from_slice(&data);
+    moved
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+/// An empty Vec with room for `capacity` items, advised onto huge pages as `on_huge_pages`
+/// says, when that is at least one huge page.
+fn huge_capacity<T>(capacity: usize) -> Vec<T> {
+    let mut moved: Vec<T> = Vec::with_capacity(capacity);
+    let bytes = capacity * std::mem::size_of::<T>();
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn madvise(
+                addr: *mut std::ffi::c_void,
+                len: usize,
+                advice: std::ffi::c_int,
+            ) -> std::ffi::c_int;
+        }
+        const MADV_HUGEPAGE: std::ffi::c_int = 14;
+        let start = moved.as_mut_ptr() as usize;
+        let (from, to) = (
+            start.next_multiple_of(HUGE_PAGE),
+            (start + bytes) / HUGE_PAGE * HUGE_PAGE,
+        );
+        if from < to {
+            // SAFETY: the range lies within `moved`'s allocation and is page-aligned; the
+            // advice changes how the kernel backs it, never its contents.
+            unsafe { madvise(from as *mut std::ffi::c_void, to - from, MADV_HUGEPAGE) };
+        }
+    }
+    moved
+}
+
+/// A key of a `FlatMap`: an integer with one value that no real key takes.
+trait FlatKey: Copy + Eq + std::hash::Hash {
+    const EMPTY: Self;
+}
+
+/// A packed token (see `TokenMemo::pack`): its last byte is its length, never zero.
+impl FlatKey for u128 {
+    const EMPTY: u128 = 0;
+}
+
+/// A (node, token id) pair, node in the high half: a node is never NONE.
+impl FlatKey for u64 {
+    const EMPTY: u64 = u64::MAX;
+}
+
+/// Integer keys -> values, by open addressing with linear probing, kept at most half full.
+/// A lookup mostly reads one slot, key and value together, and that slot can be prefetched
+/// as soon as the key is known: the scan asks for every token's slot of an article before it
+/// reads the first, so that their cache misses overlap instead of queueing.
+struct FlatMap<K, V> {
+    /// a power of two of them
+    slots: Vec<(K, V)>,
+    len: usize,
+}
+
+impl<K: FlatKey, V: Default> FlatMap<K, V> {
+    fn with_slots(count: usize) -> Self {
+        let mut slots = huge_capacity(count);
+        slots.resize_with(count, || (K::EMPTY, V::default()));
+        FlatMap { slots, len: 0 }
+    }
+
+    fn home(&self, key: K) -> usize {
+        rustc_hash::FxBuildHasher.hash_one(key) as usize & (self.slots.len() - 1)
+    }
+
+    /// Starts loading the slot where a lookup of `key` begins.
+    fn prefetch(&self, key: K) {
+        let slot = &self.slots[self.home(key)];
+        prefetch(slot);
+        // A slot may straddle two cache lines.
+        prefetch(&slot.1);
+    }
+
+    fn get(&self, key: K) -> Option<&V> {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            let (k, v) = &self.slots[at];
+            if *k == key {
+                return Some(v);
+            }
+            if *k == K::EMPTY {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let mut grown = Self::with_slots(self.slots.len() * 2);
+            for (k, v) in std::mem::take(&mut self.slots) {
+                if k != K::EMPTY {
+                    grown.insert(k, v);
+                }
+            }
+            *self = grown;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        while self.slots[at].0 != K::EMPTY && self.slots[at].0 != key {
+            at = (at + 1) & mask;
+        }
+        if self.slots[at].0 == K::EMPTY {
+            self.len += 1;
+        }
+        self.slots[at] = (key, value);
+    }
+}
+
+impl<K: FlatKey, V: Default> Default for FlatMap<K, V> {
+    fn default() -> Self {
+        Self::with_slots(16)
     }
 }
 
@@ -791,7 +975,7 @@ impl Core {
             index_key(key, id as u32, &mut raw, &mut stemmed, &mut prefixes)?;
         }
         let inner = Inner {
-            code,
+            code: on_huge_pages(code),
             starts,
             filters,
             key_count,
@@ -919,10 +1103,7 @@ impl Core {
 
 /// Each field's tokens as the core knows them; None if some token is new to it.
 fn lookup<'a>(known: &'a TokenMemo, fields: &[Vec<&str>; 2]) -> Option<[Vec<&'a TokenInfo>; 2]> {
-    let field = |tokens: &Vec<&str>| -> Option<Vec<&TokenInfo>> {
-        tokens.iter().map(|t| known.get(t)).collect()
-    };
-    Some([field(&fields[0])?, field(&fields[1])?])
+    Some([known.get_all(&fields[0])?, known.get_all(&fields[1])?])
 }
 
 fn split_tokens(text: &str) -> Vec<&str> {
