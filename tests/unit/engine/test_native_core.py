@@ -10,7 +10,7 @@ import pytest
 from newsalert_native import Core, EvidenceWriter, StemCache
 
 from schemas.watchlist import WatchlistRule
-from services.matcher.engine.compile import compile_rule
+from services.matcher.engine.compile import _PlanBuilder, compile_rule, rule_ast, trigger_keys
 from services.matcher.engine.matcher import Matcher
 from services.matcher.engine.plan import BOTH, Lit
 from services.matcher.engine.stemming import Stemmer
@@ -124,3 +124,28 @@ def test_pick_takes_the_items_at_the_indices_and_refuses_one_out_of_range() -> N
     assert pick(items, []) == []
     with pytest.raises(IndexError):
         pick(items, [1, 100])
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["alpha AND beta", "alpha NEAR/3 beta", "(alpha OR gamma) AND beta NOT delta"],
+)
+def test_a_rule_whose_other_side_is_absent_is_put_forward_but_never_matches(query: str) -> None:
+    # The core evaluates such a rule only when a key of another necessary set occurs too;
+    # what it reports (matches, and rules put forward by their trigger) is as if it had.
+    stemmer = Stemmer()
+    rule = _rule("r", query=query)[1]
+    trigger = trigger_keys(_PlanBuilder(rule, stemmer).plan(rule_ast("t", rule))) or ()
+    core = Core([compile_rule("t", rule, stemmer)])
+    for title, body, matches in [
+        ("", "alpha only here", False),
+        ("", "beta only here", False),
+        ("alpha", "beta", "NEAR" not in query),
+        ("", "alpha and beta", True),
+        ("", "gamma beta", query.startswith("(")),
+        ("", "alpha beta delta", not query.startswith("(")),
+    ]:
+        _, matched, considered, _ = core.scan(title, body, stemmer.cache, None, None)
+        assert matched == ([0] if matches else []), (title, body)
+        tokens = f"{title} {body}".split()
+        assert considered == int(any(key.strip() in tokens for key in trigger))

@@ -638,13 +638,76 @@ impl Inner {
     }
 }
 
-/// A rule put forward by a key, with where its plan starts in `Inner::code` (NONE: the rule
-/// matches outright), so deciding it needs no read of `Inner::starts`, which at 100k rules
-/// was a cache miss per candidate.
+/// A rule put forward by a key, with where its plan starts in `Inner::code`, so deciding it
+/// needs no read of `Inner::starts`, which at 100k rules was a cache miss per candidate.
 #[derive(Clone, Copy)]
 struct Posting {
     rule: u32,
     plan: u32,
+    kind: Role,
+}
+
+/// What a key's occurrence does to a rule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// a trigger key of a rule that it decides: the rule matches
+    Outright,
+    /// a trigger key: the rule is evaluated
+    Check,
+    /// a trigger key of a rule that also has a second trigger (see `second_trigger`): the
+    /// rule is evaluated if a key of that occurs too
+    CheckIfSecond,
+    /// a key of a rule's second trigger
+    Second,
+}
+
+/// Keys one of which must occur for the plan to hold, besides the rule's trigger: for
+/// `common AND rare`, NEAR, and their like, whichever side the trigger is, the other.
+///
+/// Most candidates at 100k rules were of that kind and failed (of ~645 evaluated per
+/// article, ~127 held), each costing a cache miss on its plan; the second trigger's
+/// postings are read in sequence with the first's, and a rule whose second trigger has no
+/// hit is never evaluated. Exact: each set is necessary for the plan to hold.
+fn second_trigger(plan: &Node<Arc<str>>, trigger: &[Arc<str>]) -> Option<Vec<Arc<str>>> {
+    let mut sets = Vec::new();
+    necessary(plan, &mut sets);
+    sets.into_iter()
+        .filter(|set| set.iter().all(|key| !trigger.contains(key)))
+        .min_by_key(|set| selectivity(set))
+}
+
+/// Sets of keys such that for `node` to hold, some key of each set must occur.
+fn necessary(node: &Node<Arc<str>>, out: &mut Vec<Vec<Arc<str>>>) {
+    match node {
+        Node::Lit(key, _) => out.push(vec![key.clone()]),
+        Node::All(children) => children.iter().for_each(|c| necessary(c, out)),
+        Node::Any(children) => {
+            let mut union = Vec::new();
+            for child in children {
+                let mut sets = Vec::new();
+                necessary(child, &mut sets);
+                match sets.into_iter().min_by_key(|set| selectivity(set)) {
+                    Some(set) => union.extend(set),
+                    None => return,
+                }
+            }
+            union.sort_unstable();
+            union.dedup();
+            out.push(union);
+        }
+        Node::Not(_) => {}
+        Node::Near(left, right, _) => {
+            out.push(left.iter().map(|(key, _)| key.clone()).collect());
+            out.push(right.iter().map(|(key, _)| key.clone()).collect());
+        }
+    }
+}
+
+/// Fewer keys first, then longer ones: long keys are rarer in text (as compile.py ranks
+/// triggers).
+fn selectivity(keys: &[Arc<str>]) -> (usize, std::cmp::Reverse<usize>) {
+    let shortest = keys.iter().map(|key| key.len()).min().unwrap_or(0);
+    (keys.len(), std::cmp::Reverse(shortest))
 }
 
 /// key id -> postings, in two flat arrays: a hit costs two adjacent reads, not a pointer
@@ -979,21 +1042,38 @@ impl Core {
                 });
             }
             table.emit(&rule.plan, &mut code);
-            let posting = Posting {
+            let posting = |kind| Posting {
                 rule: index,
-                plan: if rule.outright { NONE } else { plan },
+                plan,
+                kind,
+            };
+            let mut post = |key: &Arc<str>, posting: Posting| {
+                let id = table.id(key) as usize;
+                if postings.len() <= id {
+                    postings.resize_with(id + 1, Vec::new);
+                }
+                postings[id].push(posting);
             };
             match &rule.trigger {
-                None => always.push(posting),
-                Some(trigger) => {
-                    for key in trigger {
-                        let id = table.id(key) as usize;
-                        if postings.len() <= id {
-                            postings.resize_with(id + 1, Vec::new);
-                        }
-                        postings[id].push(posting);
-                    }
+                None => always.push(posting(Role::Check)),
+                Some(trigger) if rule.outright => {
+                    trigger
+                        .iter()
+                        .for_each(|key| post(key, posting(Role::Outright)));
                 }
+                Some(trigger) => match second_trigger(&rule.plan, trigger) {
+                    None => trigger
+                        .iter()
+                        .for_each(|key| post(key, posting(Role::Check))),
+                    Some(second) => {
+                        for key in trigger {
+                            post(key, posting(Role::CheckIfSecond));
+                        }
+                        for key in &second {
+                            post(key, posting(Role::Second));
+                        }
+                    }
+                },
             }
         }
         let key_count = table.keys.len();
@@ -1092,12 +1172,24 @@ impl Core {
         // again at no cost, and reading the bits back yields ascending rule order.
         let rule_count = inner.starts.len();
         let (mut matched, mut seen) = (RuleSet::new(rule_count), RuleSet::new(rule_count));
+        let mut second = RuleSet::new(rule_count);
         let mut candidates: Vec<Posting> = Vec::new();
-        let mut put_forward = |posting: Posting| {
-            if posting.plan == NONE {
+        // put forward by their trigger, and evaluated only if their second trigger has a hit
+        let mut pending: Vec<Posting> = Vec::new();
+        let mut put_forward = |posting: Posting| match posting.kind {
+            Role::Outright => {
                 matched.insert(posting.rule);
-            } else if seen.insert(posting.rule) {
-                candidates.push(posting);
+            }
+            Role::Check | Role::CheckIfSecond if seen.insert(posting.rule) => {
+                if posting.kind == Role::Check {
+                    candidates.push(posting);
+                } else {
+                    pending.push(posting);
+                }
+            }
+            Role::Check | Role::CheckIfSecond => {}
+            Role::Second => {
+                second.insert(posting.rule);
             }
         };
         inner.always.iter().copied().for_each(&mut put_forward);
@@ -1119,7 +1211,8 @@ impl Core {
                 .copied()
                 .for_each(&mut put_forward);
         }
-        let considered = matched.len() + candidates.len();
+        let considered = matched.len() + candidates.len() + pending.len();
+        candidates.extend(pending.into_iter().filter(|p| second.contains(p.rule)));
         for (i, candidate) in candidates.iter().enumerate() {
             if let Some(later) = candidates.get(i + AHEAD) {
                 prefetch(&inner.code[later.plan as usize]);
@@ -1649,6 +1742,10 @@ impl RuleSet {
 
     fn len(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.words[index as usize / 64] & (1 << (index % 64)) != 0
     }
 
     /// The members, ascending.
