@@ -492,6 +492,9 @@ impl PrefixTrie {
 struct TokenMemo {
     short: FlatMap<u128, TokenInfo>,
     long: FxHashMap<Box<str>, TokenInfo>,
+    /// every token's prefix keys, one run after another (see `TokenInfo::prefixes`): a few
+    /// hundred kilobytes at most in news, where a boxed slice per token cost a cache miss
+    prefix_keys: Vec<u32>,
 }
 
 impl TokenMemo {
@@ -531,7 +534,9 @@ impl TokenMemo {
             .collect()
     }
 
-    fn insert(&mut self, token: &str, info: TokenInfo) {
+    fn insert(&mut self, token: &str, mut info: TokenInfo, prefixes: &[u32]) {
+        info.prefixes = (self.prefix_keys.len() as u32, prefixes.len() as u32);
+        self.prefix_keys.extend_from_slice(prefixes);
         match Self::pack(token) {
             Some(key) => self.short.insert(key, info),
             None => {
@@ -542,6 +547,12 @@ impl TokenMemo {
 
     fn len(&self) -> usize {
         self.short.len + self.long.len()
+    }
+
+    /// The keys of the prefixes a token starts with, shortest first.
+    fn prefixes(&self, info: &TokenInfo) -> &[u32] {
+        let (start, len) = (info.prefixes.0 as usize, info.prefixes.1 as usize);
+        &self.prefix_keys[start..start + len]
     }
 
     fn clear(&mut self) {
@@ -555,7 +566,8 @@ impl TokenMemo {
 struct TokenInfo {
     raw: SeqStart,
     stem: SeqStart,
-    prefixes: Box<[u32]>,
+    /// (start, count) in `TokenMemo::prefix_keys`
+    prefixes: (u32, u32),
 }
 
 struct Inner {
@@ -618,7 +630,7 @@ impl Inner {
         let mut known = lock(&self.tokens)?;
         for (token, stem) in fresh.into_iter().zip(stemmed) {
             let info = self.token_info(token, stem.as_deref());
-            known.insert(token, info);
+            known.insert(token, info, &self.prefixes.matches(token));
         }
         Ok(())
     }
@@ -633,7 +645,7 @@ impl Inner {
         TokenInfo {
             raw: self.raw.start(token),
             stem: stem.map_or(ABSENT, |s| self.stemmed.start(s)),
-            prefixes: self.prefixes.matches(token),
+            prefixes: (0, 0),
         }
     }
 }
@@ -1196,7 +1208,8 @@ impl Core {
             }
             for (at, info) in infos.iter().enumerate() {
                 let at = at as u32;
-                found.extend(info.prefixes.iter().map(|&key| (key, (field, at, at + 1))));
+                let prefixes = known.prefixes(info);
+                found.extend(prefixes.iter().map(|&key| (key, (field, at, at + 1))));
             }
         }
         drop(known);
