@@ -48,10 +48,38 @@ struct Definition {
     sources: Vec<String>,
 }
 
+/// An object's attributes. A pydantic model keeps its fields in its `__dict__`: a lookup
+/// there is cheaper than one through the model's class, which at 100k rules is most of
+/// reading them. Whatever the dict lacks is asked of the object.
+struct Attributes<'py> {
+    object: Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> Attributes<'py> {
+    fn of(object: &Bound<'py, PyAny>) -> Self {
+        let dict = object
+            .getattr(intern!(object.py(), "__dict__"))
+            .ok()
+            .and_then(|d| d.cast_into::<PyDict>().ok());
+        Attributes {
+            object: object.clone(),
+            dict,
+        }
+    }
+
+    fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        match self.dict.as_ref().map(|d| d.get_item(name)).transpose()? {
+            Some(Some(value)) => Ok(value),
+            _ => self.object.getattr(name),
+        }
+    }
+}
+
 impl Definition {
-    fn read<'py>(rule: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let py = rule.py();
-        let get = |name: &Bound<'py, PyString>| rule.getattr(name);
+    fn read(rule: &Attributes<'_>) -> PyResult<Self> {
+        let py = rule.object.py();
+        let get = |name| rule.get(name);
         let mut languages: Vec<String> = get(intern!(py, "languages"))?.extract()?;
         languages.sort_unstable();
         languages.dedup();
@@ -98,7 +126,7 @@ impl RuleCompiler {
     ) -> PyResult<Vec<Option<Rule>>> {
         let definitions = rules
             .iter()
-            .map(|(_, rule)| Definition::read(rule.bind(py)))
+            .map(|(_, rule)| Definition::read(&Attributes::of(rule.bind(py))))
             .collect::<PyResult<Vec<_>>>()?;
         let compiled = py.detach(|| self.compile_all(definitions, 1))?;
         Ok(rules
@@ -130,13 +158,14 @@ impl RuleCompiler {
         let mut definitions = Vec::new();
         for pair in upserts.try_iter()? {
             let (tenant, rule): (Bound<'_, PyString>, Bound<'_, PyAny>) = pair?.extract()?;
-            let key = PyTuple::new(py, [tenant.as_any(), &rule.getattr(intern!(py, "id"))?])?;
+            let attributes = Attributes::of(&rule);
+            let key = PyTuple::new(py, [tenant.as_any(), &attributes.get(intern!(py, "id"))?])?;
             if let Some(previous) = rules.get_item(&key)? {
                 if previous.getattr(intern!(py, "rule"))?.eq(&rule)? {
                     continue;
                 }
             }
-            definitions.push(Definition::read(&rule)?);
+            definitions.push(Definition::read(&attributes)?);
             changed.push((key, tenant, rule));
         }
         let threads = threads
