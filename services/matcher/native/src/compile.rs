@@ -211,29 +211,34 @@ impl RuleCompiler {
 impl RuleCompiler {
     /// Each definition compiled, in order, on up to `threads` threads.
     ///
-    /// Three stages: parse every rule (in parallel); stem, in Python, every token a stemmed
-    /// rule needs that the memo lacks (one attachment to the interpreter for all of them,
-    /// where a thread attaching per token would serialise the threads); build every plan
-    /// (in parallel). Each thread interns its own keys; the core build still finds equal
-    /// keys by their text.
+    /// A rule is parsed and planned in one go, while its data is in the cache, except a
+    /// stemmed rule: its plan needs the stems of its tokens, which Python computes. So the
+    /// stemmed rules wait until every token they need that the memo lacks is stemmed, all in
+    /// one attachment to the interpreter (a thread attaching per token would serialise the
+    /// threads), and are planned after. Each thread interns its own keys; the core build
+    /// still finds equal keys by their text.
     fn compile_all(
         &self,
         definitions: Vec<Definition>,
         threads: usize,
     ) -> PyResult<Vec<Option<Compiled>>> {
-        let parsed = in_parallel(definitions, threads, |chunk| {
+        let first = in_parallel(definitions, threads, |chunk| {
+            let mut interner = KeyInterner::default();
+            let mut json = String::new();
             chunk
                 .into_iter()
-                .map(|definition| {
-                    let ast = self.ast(&definition).ok();
-                    (definition, ast)
+                .map(|definition| match self.ast(&definition) {
+                    Err(GiveUp) => Step::Done(Ok(None)),
+                    Ok(ast) if definition.stem => Step::Stemmed(definition, ast),
+                    Ok(ast) => {
+                        Step::Done(self.compile_parsed(definition, &ast, &mut interner, &mut json))
+                    }
                 })
                 .collect()
         });
-        let stems = self.stems.get();
         let mut needed = Vec::new();
-        for (definition, ast) in &parsed {
-            if let (true, Some(ast)) = (definition.stem, ast) {
+        for step in &first {
+            if let Step::Stemmed(_, ast) = step {
                 ast.visit_atoms(&mut |atom| {
                     if !atom.prefix {
                         needed.extend(atom.tokens.iter().map(String::as_str));
@@ -241,21 +246,42 @@ impl RuleCompiler {
                 });
             }
         }
-        stems.learn(&needed)?;
-        in_parallel(parsed, threads, |chunk| {
+        self.stems.get().learn(&needed)?;
+        let (mut done, stemmed): (Vec<_>, Vec<_>) = first
+            .into_iter()
+            .enumerate()
+            .partition(|(_, step)| matches!(step, Step::Done(_)));
+        let planned = in_parallel(stemmed, threads, |chunk| {
             let mut interner = KeyInterner::default();
             let mut json = String::new();
             chunk
                 .into_iter()
-                .map(|(definition, ast)| match ast {
-                    Some(ast) => self.compile_parsed(definition, &ast, &mut interner, &mut json),
-                    None => Ok(None),
+                .map(|(at, step)| match step {
+                    Step::Stemmed(definition, ast) => {
+                        let compiled =
+                            self.compile_parsed(definition, &ast, &mut interner, &mut json);
+                        (at, Step::Done(compiled))
+                    }
+                    done => (at, done),
                 })
                 .collect()
-        })
-        .into_iter()
-        .collect()
+        });
+        done.extend(planned);
+        done.sort_unstable_by_key(|(at, _)| *at);
+        done.into_iter()
+            .map(|(_, step)| match step {
+                Step::Done(compiled) => compiled,
+                Step::Stemmed(..) => unreachable!("every stemmed rule was planned"),
+            })
+            .collect()
     }
+}
+
+/// Where a rule stands in `compile_all`.
+enum Step {
+    Done(PyResult<Option<Compiled>>),
+    /// Parsed; planned once its tokens' stems are known.
+    Stemmed(Definition, Ast),
 }
 
 /// `work` applied to `items` split into up to `threads` contiguous chunks, each on its own
