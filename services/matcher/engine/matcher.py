@@ -173,7 +173,9 @@ class RuleMatch:
 class MatchStats:
     """Where the time went for one article."""
 
-    candidates: int  # rules the scan put forward: matched outright or evaluated
+    # Rules the scan put forward: matched outright, evaluated, or set aside unevaluated
+    # because a second set of keys they need did not occur.
+    candidates: int
     hits: int
     analyse_ms: float  # text analysis, in Python
     scan_ms: float  # stemming, the native scan and rule decisions
