@@ -30,9 +30,6 @@ mod query;
 mod quote;
 mod shingles;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const RAW_SEP: char = ' ';
 const STEM_SEP: char = '\x01';
 const BOTH: u8 = 0b11;
