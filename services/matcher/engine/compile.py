@@ -43,7 +43,6 @@ from services.matcher.engine.stemming import Stemmer
 RAW_SEP = " "
 STEM_SEP = "\x01"
 _FIELD_MASKS = {"title": TITLE, "body": BODY}
-_NO_LANGUAGES: frozenset[str] = frozenset()
 
 
 def raw_key(tokens: tuple[str, ...]) -> str:
@@ -191,12 +190,6 @@ def _is_alias_list(plan: Plan) -> bool:
     )
 
 
-def _filters(rule: WatchlistRule) -> tuple[frozenset[str], tuple[str, ...]]:
-    languages = frozenset(rule.languages) if rule.languages else _NO_LANGUAGES
-    sources = tuple(s.lower().strip(".") for s in rule.sources) if rule.sources else ()
-    return languages, sources
-
-
 def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> CompiledRule:
     """Compile one rule: the definition of compiling, which `RuleCompiler` speeds up.
 
@@ -205,7 +198,8 @@ def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> Compiled
     """
     builder = _PlanBuilder(rule, stemmer)
     plan = builder.plan(rule_ast(tenant, rule))
-    languages, sources = _filters(rule)
+    languages = sorted(set(rule.languages))
+    sources = [s.lower().strip(".") for s in rule.sources]
     return CompiledRule(
         tenant,
         rule,
@@ -214,8 +208,8 @@ def compile_rule(tenant: str, rule: WatchlistRule, stemmer: Stemmer) -> Compiled
         trigger_keys(plan),
         list(builder.keys),
         _is_alias_list(plan) and not languages and not sources,
-        sorted(languages),
-        list(sources),
+        languages,
+        sources,
     )
 
 

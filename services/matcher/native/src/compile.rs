@@ -10,7 +10,6 @@
 //! (identity, version, plan, trigger, keys, filters). A large batch is compiled on several
 //! threads, and gives the same rules as on one.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
@@ -22,7 +21,8 @@ use rustc_hash::FxHashSet;
 use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
-use crate::{Node, Rule, StemCache, BOTH, RAW_SEP, STEM_SEP};
+use crate::quote::push_json_str;
+use crate::{Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP};
 
 const TITLE: u8 = 0b01;
 const BODY: u8 = 0b10;
@@ -314,14 +314,9 @@ fn in_parallel<T: Send, R: Send>(
     })
 }
 
-/// A rule compiled, before it is given its identity.
+/// A rule compiled, before it is given its identity: its parts and version.
 struct Compiled {
-    plan: Node<Arc<str>>,
-    trigger: Option<Vec<Arc<str>>>,
-    keys: Vec<Arc<str>>,
-    outright: bool,
-    languages: Vec<String>,
-    sources: Vec<String>,
+    parts: RuleParts,
     version: String,
 }
 
@@ -331,12 +326,7 @@ impl Compiled {
             tenant,
             rule,
             version: PyString::new(py, &self.version).unbind(),
-            plan: self.plan,
-            trigger: self.trigger,
-            keys: self.keys,
-            outright: self.outright,
-            languages: self.languages,
-            sources: self.sources,
+            parts: self.parts,
         }
     }
 }
@@ -365,15 +355,15 @@ impl RuleCompiler {
             languages, sources, ..
         } = definition;
         let outright = is_alias_list(&plan) && languages.is_empty() && sources.is_empty();
-        Ok(Some(Compiled {
+        let parts = RuleParts {
             plan,
             trigger,
             keys,
             outright,
             languages,
             sources,
-            version,
-        }))
+        };
+        Ok(Some(Compiled { parts, version }))
     }
 
     /// compile.py's `rule_ast`: the query, or the `any` phrases OR-ed; `none` as AND NOT.
@@ -617,7 +607,7 @@ fn version(rule: &Definition, json: &mut String) -> String {
     write_set(json, rule.none.iter().map(|s| &**s));
     json.push_str(", \"query\": ");
     match &rule.query {
-        Some(query) => write_string(json, query.trim_matches(is_space_char)),
+        Some(query) => push_json_str(json, query.trim_matches(is_space_char)),
         None => json.push_str("null"),
     }
     json.push_str(", \"sources\": ");
@@ -648,28 +638,7 @@ fn write_set<'a>(json: &mut String, items: impl Iterator<Item = &'a str>) {
         if i > 0 {
             json.push_str(", ");
         }
-        write_string(json, item);
+        push_json_str(json, item);
     }
     json.push(']');
-}
-
-/// A JSON string as Python's json module writes it with `ensure_ascii=False`.
-fn write_string(json: &mut String, text: &str) {
-    json.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => json.push_str("\\\""),
-            '\\' => json.push_str("\\\\"),
-            '\n' => json.push_str("\\n"),
-            '\r' => json.push_str("\\r"),
-            '\t' => json.push_str("\\t"),
-            '\u{8}' => json.push_str("\\b"),
-            '\u{c}' => json.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(json, "\\u{:04x}", c as u32);
-            }
-            c => json.push(c),
-        }
-    }
-    json.push('"');
 }

@@ -109,11 +109,22 @@ pub struct Rule {
     /// The rule's version (rules.md section 6).
     #[pyo3(get)]
     version: Py<PyString>,
+    parts: RuleParts,
+}
+
+/// What the core needs of a rule, as compile.py or compile.rs made it.
+#[derive(Debug, PartialEq)]
+struct RuleParts {
     plan: Node<Arc<str>>,
+    /// keys one of which must occur (None: check on every article)
     trigger: Option<Vec<Arc<str>>>,
+    /// every literal key of the rule
     keys: Vec<Arc<str>>,
+    /// a trigger key occurring is a match
     outright: bool,
+    /// sorted and distinct
     languages: Vec<String>,
+    /// lower-cased, dots stripped
     sources: Vec<String>,
 }
 
@@ -144,12 +155,14 @@ impl Rule {
             tenant,
             rule,
             version,
-            plan: node_from_py(plan)?,
-            trigger: trigger.map(|t| t.into_iter().map(Arc::from).collect()),
-            keys: keys.into_iter().map(Arc::from).collect(),
-            outright,
-            languages,
-            sources,
+            parts: RuleParts {
+                plan: node_from_py(plan)?,
+                trigger: trigger.map(|t| t.into_iter().map(Arc::from).collect()),
+                keys: keys.into_iter().map(Arc::from).collect(),
+                outright,
+                languages,
+                sources,
+            },
         })
     }
 
@@ -162,13 +175,13 @@ impl Rule {
     /// The languages the rule is restricted to (empty: any).
     #[getter]
     fn languages<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
-        PyFrozenSet::new(py, &self.languages)
+        PyFrozenSet::new(py, &self.parts.languages)
     }
 
     /// The source domains the rule is restricted to, lower-cased (empty: any).
     #[getter]
     fn sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.sources)
+        PyTuple::new(py, &self.parts.sources)
     }
 
     /// Equal when the identity and every compiled part are (the test that holds compile.rs
@@ -181,29 +194,18 @@ impl Rule {
         Ok(
             self.tenant.bind(py).to_str()? == other.tenant.bind(py).to_str()?
                 && self.version.bind(py).to_str()? == other.version.bind(py).to_str()?
-                && self.plan == other.plan
-                && self.trigger == other.trigger
-                && self.keys == other.keys
-                && self.outright == other.outright
-                && self.languages == other.languages
-                && self.sources == other.sources
+                && self.parts == other.parts
                 && self.rule.bind(py).eq(other.rule.bind(py))?,
         )
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "CompiledRule({}/{} @{}: plan {:?}, trigger {:?}, keys {:?}, outright {}, \
-             languages {:?}, sources {:?})",
+            "CompiledRule({}/{} @{}: {:?})",
             self.tenant.bind(py).to_str()?,
             self.rule_id(py)?,
             self.version.bind(py).to_str()?,
-            self.plan,
-            self.trigger,
-            self.keys,
-            self.outright,
-            self.languages,
-            self.sources,
+            self.parts,
         ))
     }
 }
@@ -1075,6 +1077,7 @@ impl Core {
         let mut always = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
+            let rule = &rule.parts;
             for key in &rule.keys {
                 table.id(key);
             }

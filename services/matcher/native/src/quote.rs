@@ -89,8 +89,9 @@ impl Field {
 }
 
 /// A JSON string literal as Python's `json.encoder.encode_basestring` writes it (and
-/// pydantic): quote, backslash and control characters escaped, everything else as is.
-fn push_json_str(out: &mut String, text: &str) {
+/// pydantic, and `json.dumps(..., ensure_ascii=False)`): quote, backslash and control
+/// characters escaped, everything else as is.
+pub(crate) fn push_json_str(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
