@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
 use crate::quote::push_json_str;
-use crate::{Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP};
+use crate::{selectivity, Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP};
 
 const TITLE: u8 = 0b01;
 const BODY: u8 = 0b10;
@@ -567,12 +567,9 @@ fn trigger_keys(plan: &Node<Arc<str>>) -> Option<Vec<Arc<str>>> {
     }
 }
 
-/// Fewer keys, then longer ones (rarer in text); the first on a tie, as Python's `min`.
+/// compile.py's `_selectivity` ranking; the first on a tie, as Python's `min`. Keys made here
+/// are ASCII, so their length in bytes is Python's length in characters.
 fn most_selective(best: Vec<Arc<str>>, other: Vec<Arc<str>>) -> Vec<Arc<str>> {
-    let selectivity = |keys: &[Arc<str>]| {
-        let shortest = keys.iter().map(|k| k.chars().count()).min().unwrap_or(0);
-        (keys.len(), std::cmp::Reverse(shortest))
-    };
     if selectivity(&other) < selectivity(&best) {
         other
     } else {

@@ -753,7 +753,7 @@ fn necessary(node: &Node<Arc<str>>, out: &mut Vec<Vec<Arc<str>>>) {
 
 /// Fewer keys first, then longer ones: long keys are rarer in text (as compile.py ranks
 /// triggers).
-fn selectivity(keys: &[Arc<str>]) -> (usize, std::cmp::Reverse<usize>) {
+pub(crate) fn selectivity(keys: &[Arc<str>]) -> (usize, std::cmp::Reverse<usize>) {
     let shortest = keys.iter().map(|key| key.len()).min().unwrap_or(0);
     (keys.len(), std::cmp::Reverse(shortest))
 }
