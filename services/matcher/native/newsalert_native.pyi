@@ -76,7 +76,9 @@ class EvidenceWriter:
 class Core:
     """A ruleset ready to scan articles."""
 
-    def __init__(self, rules: list[CompiledRule], max_tokens: int = 500_000) -> None: ...
+    def __init__(
+        self, rules: list[CompiledRule], max_tokens: int = 500_000, threads: int | None = None
+    ) -> None: ...
     @property
     def literal_count(self) -> int: ...
     @property

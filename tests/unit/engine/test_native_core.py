@@ -12,6 +12,7 @@ from newsalert_native import Core, EvidenceWriter, StemCache
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.compile import _PlanBuilder, compile_rule, rule_ast, trigger_keys
 from services.matcher.engine.matcher import Matcher
+from services.matcher.engine.normalize import analyze
 from services.matcher.engine.plan import BOTH, Lit
 from services.matcher.engine.stemming import Stemmer
 from tests.unit.engine.conftest import article
@@ -149,3 +150,54 @@ def test_a_rule_whose_other_side_is_absent_is_put_forward_but_never_matches(quer
         assert matched == ([0] if matches else []), (title, body)
         tokens = f"{title} {body}".split()
         assert considered == int(any(key.strip() in tokens for key in trigger))
+
+
+def _varied_rules() -> list[tuple[str, WatchlistRule]]:
+    """Rules of every shape the core posts differently: outright alias lists, checked
+    Booleans, second triggers, NEAR, NOT, prefixes, field scopes, filters, stems."""
+    rules: list[tuple[str, WatchlistRule]] = []
+    for n in range(12):
+        rules += [
+            _rule(f"alias{n}", any=[f"name{n}", "Li Shangfu", f"general {n % 3}"]),
+            _rule(f"and{n}", query=f"(china OR beijing) AND drills{n % 4}"),
+            _rule(f"near{n}", query=f"russia NEAR/{n % 6} (defence OR defense)"),
+            _rule(f"not{n}", query=f"navy{n % 2} AND NOT exercise", fields=["body"]),
+            _rule(f"prefix{n}", query=f"milit* AND (title:drill* OR body:unit{n})"),
+            _rule(
+                f"filtered{n}",
+                any=["china"],
+                languages=["en" if n % 2 else "de"],
+                sources=["bbc.co.uk" if n % 3 else "reuters.com"],
+            ),
+            _rule(f"stemmed{n}", query="military drills", stem=True),
+        ]
+    return rules
+
+
+ARTICLES = [
+    ("China holds drills", "Beijing and Russia: defence drills0 drills1 near the navy0."),
+    ("Military drill", "Li Shangfu, the general 1, spoke of militaries and an exercise."),
+    ("", "name3 name7 navy1 russia says its defense is ready; drilling continues."),
+    ("Nothing here", "An article about something else entirely."),
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_a_core_built_on_several_threads_scans_as_one_built_on_one(threads: int) -> None:
+    # Each thread numbers its own run of rules; joining them must renumber keys, plans,
+    # filters and postings exactly as one pass does.
+    stemmer = Stemmer()
+    compiled = [compile_rule(tenant, rule, stemmer) for tenant, rule in _varied_rules()]
+    one, several = Core(compiled, threads=1), Core(compiled, threads=threads)
+    assert one.literal_count == several.literal_count
+    matches = 0
+    for language, domain in [("en", "bbc.co.uk"), (None, None)]:
+        for title, body in ARTICLES:
+            texts = (analyze(title).scan_text, analyze(body).scan_text)
+            scans = [core.scan(*texts, stemmer.cache, language, domain) for core in (one, several)]
+            (scan_one, *found_one), (scan_several, *found_several) = scans
+            assert found_one == found_several, (title, body)
+            for index in found_one[0]:
+                assert scan_one.evidence(index) == scan_several.evidence(index)
+            matches += len(found_one[0])
+    assert matches > 40  # the articles reach most shapes of rule

@@ -224,9 +224,10 @@ def test_any_phrase_list_compiles_alike_or_is_refused_by_both(
 
 
 def _ruleset() -> list[tuple[str, WatchlistRule]]:
-    """Stemmed and unstemmed rules, one Python compiles, one refused, one id given twice."""
+    """Stemmed and unstemmed rules, one Python compiles, one refused, one id given twice;
+    enough of them to be read and compiled in several chunks at once (compile.rs)."""
     rules: list[tuple[str, WatchlistRule]] = []
-    for n in range(40):
+    for n in range(400):
         rules.append(("t", _rule(id=f"any{n}", any=[f"word{n}", "military drills"], stem=n % 2)))
         rules.append(("u", _rule(id=f"q{n}", query=f"(china OR russia) NEAR/{n % 5} drills{n}")))
     rules.append(("t", _rule(id="accents", any=["Müller"])))

@@ -10,7 +10,7 @@
 //! (identity, version, plan, trigger, keys, filters). A large batch is compiled on several
 //! threads, and gives the same rules as on one.
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -140,11 +140,10 @@ impl RuleCompiler {
         py: Python<'_>,
         rules: Vec<(Py<PyString>, Py<PyAny>)>,
     ) -> PyResult<Vec<Option<Rule>>> {
-        let definitions = rules
+        let mut read = rules
             .iter()
-            .map(|(_, rule)| Definition::read(&Attributes::of(rule.bind(py))))
-            .collect::<PyResult<Vec<_>>>()?;
-        let compiled = py.detach(|| self.compile_all(definitions, 1))?;
+            .map(|(_, rule)| Definition::read(&Attributes::of(rule.bind(py))));
+        let compiled = self.compile_streamed(py, 1, || read.next().transpose())?;
         Ok(rules
             .into_iter()
             .zip(compiled)
@@ -158,9 +157,8 @@ impl RuleCompiler {
     /// or the error that refuses it. Returns the errors; a refused rule's key keeps its
     /// previous rule.
     ///
-    /// The rules are read from Python first, then compiled on `threads` threads (default:
-    /// the machine's cores, at most 4) without holding the interpreter, then stored in
-    /// order: 100k rules took two seconds on one core.
+    /// The rules are compiled on `threads` threads (default: the machine's cores, at most 4)
+    /// while they are still being read from Python: 100k rules took two seconds on one core.
     #[pyo3(signature = (rules, upserts, fallback, threads = None))]
     fn compile_into(
         &self,
@@ -170,23 +168,26 @@ impl RuleCompiler {
         fallback: &Bound<'_, PyAny>,
         threads: Option<usize>,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let mut changed = Vec::new();
-        let mut definitions = Vec::new();
-        for pair in upserts.try_iter()? {
-            let (tenant, rule): (Bound<'_, PyString>, Bound<'_, PyAny>) = pair?.extract()?;
-            let attributes = Attributes::of(&rule);
-            let key = PyTuple::new(py, [tenant.as_any(), &attributes.get(intern!(py, "id"))?])?;
-            if let Some(previous) = rules.get_item(&key)? {
-                if previous.getattr(intern!(py, "rule"))?.eq(&rule)? {
-                    continue;
-                }
-            }
-            definitions.push(Definition::read(&attributes)?);
-            changed.push((key, tenant, rule));
-        }
         let threads = threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
-        let compiled = py.detach(|| self.compile_all(definitions, threads))?;
+        let mut changed = Vec::new();
+        let mut pairs = upserts.try_iter()?;
+        let compiled = self.compile_streamed(py, threads, || {
+            for pair in pairs.by_ref() {
+                let (tenant, rule): (Bound<'_, PyString>, Bound<'_, PyAny>) = pair?.extract()?;
+                let attributes = Attributes::of(&rule);
+                let key = PyTuple::new(py, [tenant.as_any(), &attributes.get(intern!(py, "id"))?])?;
+                if let Some(previous) = rules.get_item(&key)? {
+                    if previous.getattr(intern!(py, "rule"))?.eq(&rule)? {
+                        continue;
+                    }
+                }
+                let definition = Definition::read(&attributes)?;
+                changed.push((key, tenant, rule));
+                return Ok(Some(definition));
+            }
+            Ok(None)
+        })?;
         let mut errors = Vec::new();
         for ((key, tenant, rule), compiled) in changed.into_iter().zip(compiled) {
             match compiled {
@@ -208,110 +209,146 @@ impl RuleCompiler {
     }
 }
 
+/// Rules handed to the compiling threads at a time: small enough that they start while the
+/// first rules are still being read, large enough that the queue is not the work.
+const CHUNK: usize = 256;
+
+/// A rule to compile: its place in the batch, its definition, and its query if already read.
+struct Item {
+    at: usize,
+    definition: Definition,
+    ast: Option<Ast>,
+}
+
+type Outcome = (usize, PyResult<Option<Compiled>>);
+
 impl RuleCompiler {
-    /// Each definition compiled, in order, on up to `threads` threads.
+    /// Each definition `read` yields (it reads them from Python, on this thread) compiled, in
+    /// order, on up to `threads` threads, this one included.
     ///
-    /// A rule is parsed and planned in one go, while its data is in the cache, except a
-    /// stemmed rule: its plan needs the stems of its tokens, which Python computes. So the
-    /// stemmed rules wait until every token they need that the memo lacks is stemmed, all in
-    /// one attachment to the interpreter (a thread attaching per token would serialise the
-    /// threads), and are planned after. Each thread interns its own keys; the core build
-    /// still finds equal keys by their text.
-    fn compile_all(
+    /// Reading 100k rules out of their Python objects takes about a third of a second, so
+    /// the other threads compile the rules read so far meanwhile, and this one joins them
+    /// when it is done. A rule is parsed and planned in one go, while its data is in the
+    /// cache, except a stemmed rule: its plan needs the stems of its tokens, which Python
+    /// computes. So this thread parses the stemmed rules as it reads them, stems every token
+    /// they need that the memo lacks in one go once reading is done, and only then hands
+    /// them on; a thread attaching to the interpreter per token would serialise the others.
+    /// Each thread interns its own keys; the core build still finds equal keys by their text.
+    fn compile_streamed(
         &self,
-        definitions: Vec<Definition>,
+        py: Python<'_>,
         threads: usize,
+        read: impl FnMut() -> PyResult<Option<Definition>>,
     ) -> PyResult<Vec<Option<Compiled>>> {
-        let first = in_parallel(definitions, threads, |chunk| {
-            let mut interner = KeyInterner::default();
-            let mut json = String::new();
-            chunk
-                .into_iter()
-                .map(|definition| match self.ast(&definition) {
-                    Err(GiveUp) => Step::Done(Ok(None)),
-                    Ok(ast) if definition.stem => Step::Stemmed(definition, ast),
-                    Ok(ast) => {
-                        Step::Done(self.compile_parsed(definition, &ast, &mut interner, &mut json))
-                    }
-                })
-                .collect()
+        let (sender, receiver) = mpsc::channel::<Vec<Item>>();
+        let queue = Mutex::new(receiver);
+        let (fed, outcomes) = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads.max(1))
+                .map(|_| scope.spawn(|| self.work(&queue)))
+                .collect();
+            let fed = self.feed(sender, read);
+            // Detached from here on: a helper may need the interpreter for a stem.
+            let outcomes = py.detach(|| {
+                let mut outcomes = self.work(&queue);
+                for helper in helpers {
+                    outcomes.extend(helper.join().expect("a compile thread panicked"));
+                }
+                outcomes
+            });
+            (fed, outcomes)
         });
-        let mut needed = Vec::new();
-        for step in &first {
-            if let Step::Stemmed(_, ast) = step {
-                ast.visit_atoms(&mut |atom| {
-                    if !atom.prefix {
-                        needed.extend(atom.tokens.iter().map(String::as_str));
-                    }
+        let mut placed: Vec<Option<PyResult<Option<Compiled>>>> = Vec::new();
+        placed.resize_with(fed?, || None);
+        for (at, outcome) in outcomes {
+            placed[at] = Some(outcome);
+        }
+        placed
+            .into_iter()
+            .map(|outcome| outcome.expect("every rule read was compiled"))
+            .collect()
+    }
+
+    /// Reads every definition, sending them on in chunks; the stemmed ones last, once their
+    /// tokens are stemmed. Returns how many were read. A rule the query reader gives up on
+    /// is sent on too, and compiles to None.
+    fn feed(
+        &self,
+        sender: mpsc::Sender<Vec<Item>>,
+        mut read: impl FnMut() -> PyResult<Option<Definition>>,
+    ) -> PyResult<usize> {
+        // The receiving end lives until every thread is done, so a send cannot fail.
+        let send = |chunk: Vec<Item>| sender.send(chunk).expect("the compile queue is open");
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut stemmed = Vec::new();
+        let mut at = 0;
+        while let Some(definition) = read()? {
+            if definition.stem {
+                let ast = self.ast(&definition).ok();
+                stemmed.push(Item {
+                    at,
+                    definition,
+                    ast,
                 });
+            } else {
+                chunk.push(Item {
+                    at,
+                    definition,
+                    ast: None,
+                });
+                if chunk.len() == CHUNK {
+                    send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+                }
+            }
+            at += 1;
+        }
+        send(chunk);
+        let mut needed = Vec::new();
+        for ast in stemmed.iter().filter_map(|item| item.ast.as_ref()) {
+            ast.visit_atoms(&mut |atom| {
+                if !atom.prefix {
+                    needed.extend(atom.tokens.iter().map(String::as_str));
+                }
+            });
+        }
+        needed.sort_unstable();
+        needed.dedup();
+        self.stems.get().learn(&needed)?;
+        while !stemmed.is_empty() {
+            let rest = stemmed.split_off(stemmed.len().saturating_sub(CHUNK));
+            send(rest);
+        }
+        Ok(at)
+    }
+
+    /// Compiles the chunks of `queue` until it is empty and closed.
+    fn work(&self, queue: &Mutex<mpsc::Receiver<Vec<Item>>>) -> Vec<Outcome> {
+        let mut interner = KeyInterner::default();
+        let mut json = String::new();
+        let mut outcomes = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let Ok(chunk) = next else {
+                return outcomes;
+            };
+            for Item {
+                at,
+                definition,
+                ast,
+            } in chunk
+            {
+                let ast = match ast {
+                    Some(ast) => Ok(ast),
+                    None if definition.stem => Err(GiveUp),
+                    None => self.ast(&definition),
+                };
+                let outcome = match ast {
+                    Ok(ast) => self.compile_parsed(definition, &ast, &mut interner, &mut json),
+                    Err(GiveUp) => Ok(None),
+                };
+                outcomes.push((at, outcome));
             }
         }
-        self.stems.get().learn(&needed)?;
-        let (mut done, stemmed): (Vec<_>, Vec<_>) = first
-            .into_iter()
-            .enumerate()
-            .partition(|(_, step)| matches!(step, Step::Done(_)));
-        let planned = in_parallel(stemmed, threads, |chunk| {
-            let mut interner = KeyInterner::default();
-            let mut json = String::new();
-            chunk
-                .into_iter()
-                .map(|(at, step)| match step {
-                    Step::Stemmed(definition, ast) => {
-                        let compiled =
-                            self.compile_parsed(definition, &ast, &mut interner, &mut json);
-                        (at, Step::Done(compiled))
-                    }
-                    done => (at, done),
-                })
-                .collect()
-        });
-        done.extend(planned);
-        done.sort_unstable_by_key(|(at, _)| *at);
-        done.into_iter()
-            .map(|(_, step)| match step {
-                Step::Done(compiled) => compiled,
-                Step::Stemmed(..) => unreachable!("every stemmed rule was planned"),
-            })
-            .collect()
     }
-}
-
-/// Where a rule stands in `compile_all`.
-enum Step {
-    Done(PyResult<Option<Compiled>>),
-    /// Parsed; planned once its tokens' stems are known.
-    Stemmed(Definition, Ast),
-}
-
-/// `work` applied to `items` split into up to `threads` contiguous chunks, each on its own
-/// thread; the results in the items' order.
-fn in_parallel<T: Send, R: Send>(
-    mut items: Vec<T>,
-    threads: usize,
-    work: impl Fn(Vec<T>) -> Vec<R> + Sync,
-) -> Vec<R> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if threads == 1 {
-        return work(items);
-    }
-    let size = items.len().div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
-    while items.len() > size {
-        let tail = items.split_off(size);
-        chunks.push(std::mem::replace(&mut items, tail));
-    }
-    chunks.push(items);
-    std::thread::scope(|scope| {
-        let running: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(|| work(chunk)))
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|thread| thread.join().expect("a compile thread panicked"))
-            .collect()
-    })
 }
 
 /// A rule compiled, before it is given its identity: its parts and version.
