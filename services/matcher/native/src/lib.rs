@@ -1089,37 +1089,57 @@ fn address(key: &Arc<str>) -> usize {
     Arc::as_ptr(key).cast::<u8>() as usize
 }
 
-/// Where a key goes: a token sequence (raw or stemmed) or a prefix, by its framing.
-fn index_key(
-    key: &str,
-    id: u32,
-    raw: &mut SequenceIndex,
-    stemmed: &mut SequenceIndex,
-    prefixes: &mut PrefixTrie,
-) -> PyResult<()> {
-    let bad = || PyValueError::new_err(format!("not a framed literal key: {key:?}"));
-    if let Some(inner) = key.strip_prefix(STEM_SEP) {
-        let inner = inner.strip_suffix(STEM_SEP).ok_or_else(bad)?;
-        let tokens: Vec<&str> = inner.split(STEM_SEP).collect();
-        if tokens.iter().any(|t| t.is_empty()) {
-            return Err(bad());
-        }
-        stemmed.add(&tokens, id);
-    } else {
-        let inner = key.strip_prefix(RAW_SEP).ok_or_else(bad)?;
-        match inner.strip_suffix(RAW_SEP) {
-            Some(phrase) => {
-                let tokens: Vec<&str> = phrase.split(RAW_SEP).collect();
-                if tokens.iter().any(|t| t.is_empty()) {
-                    return Err(bad());
-                }
-                raw.add(&tokens, id);
-            }
-            None if !inner.is_empty() && !inner.contains(RAW_SEP) => prefixes.add(inner, id),
-            None => return Err(bad()),
+/// Every key by its tokens, raw or stemmed, or as a prefix.
+struct KeyIndex {
+    raw: SequenceIndex,
+    stemmed: SequenceIndex,
+    prefixes: PrefixTrie,
+}
+
+impl KeyIndex {
+    fn new() -> Self {
+        KeyIndex {
+            raw: SequenceIndex::default(),
+            stemmed: SequenceIndex::default(),
+            prefixes: PrefixTrie::new(),
         }
     }
-    Ok(())
+
+    /// Index `keys`, whose ids run from `first`.
+    fn add_all(&mut self, keys: &[Arc<str>], first: u32) -> PyResult<()> {
+        (first..)
+            .zip(keys)
+            .try_for_each(|(id, key)| self.add(key, id))
+    }
+
+    /// Where a key goes: a token sequence (raw or stemmed) or a prefix, by its framing.
+    fn add(&mut self, key: &str, id: u32) -> PyResult<()> {
+        let bad = || PyValueError::new_err(format!("not a framed literal key: {key:?}"));
+        if let Some(inner) = key.strip_prefix(STEM_SEP) {
+            let inner = inner.strip_suffix(STEM_SEP).ok_or_else(bad)?;
+            let tokens: Vec<&str> = inner.split(STEM_SEP).collect();
+            if tokens.iter().any(|t| t.is_empty()) {
+                return Err(bad());
+            }
+            self.stemmed.add(&tokens, id);
+        } else {
+            let inner = key.strip_prefix(RAW_SEP).ok_or_else(bad)?;
+            match inner.strip_suffix(RAW_SEP) {
+                Some(phrase) => {
+                    let tokens: Vec<&str> = phrase.split(RAW_SEP).collect();
+                    if tokens.iter().any(|t| t.is_empty()) {
+                        return Err(bad());
+                    }
+                    self.raw.add(&tokens, id);
+                }
+                None if !inner.is_empty() && !inner.contains(RAW_SEP) => {
+                    self.prefixes.add(inner, id)
+                }
+                None => return Err(bad()),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The core's tables of a run of rules: keys numbered in first-use order, plans flattened,
@@ -1163,12 +1183,14 @@ const MIN_RULES_PER_THREAD: usize = 8192;
 
 impl Tables {
     /// The tables of `rules`, built in contiguous runs on up to `threads` threads and joined
-    /// in order, which numbers keys, plans and postings exactly as one pass would: at 100k
-    /// rules the pass was a third of a second of cache misses on one core.
-    fn build(rules: &[&RuleParts], threads: usize) -> PyResult<Tables> {
+    /// in order, which numbers keys, plans and postings exactly as one pass would (at 100k
+    /// rules the pass was a third of a second of cache misses on one core); and the index of
+    /// their keys.
+    fn build(rules: &[&RuleParts], threads: usize) -> PyResult<(Tables, KeyIndex)> {
         let runs = runs(rules, threads);
+        let mut index = KeyIndex::new();
         let Some((&(start, end), others)) = runs.split_first() else {
-            return Ok(Tables::default());
+            return Ok((Tables::default(), index));
         };
         std::thread::scope(|scope| {
             let others: Vec<_> = others
@@ -1178,10 +1200,14 @@ impl Tables {
                 })
                 .collect();
             let mut tables = Tables::of(&rules[start..end], start as u32)?;
+            // The first run's keys keep their ids: index them while the others are built.
+            index.add_all(&tables.table.keys, 0)?;
             for other in others {
+                let known = tables.table.keys.len();
                 tables.append(other.join().expect("a core build thread panicked")?)?;
+                index.add_all(&tables.table.keys[known..], known as u32)?;
             }
-            Ok(tables)
+            Ok((tables, index))
         })
     }
 
@@ -1302,7 +1328,7 @@ impl Core {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
             cores.min(parts.len().div_ceil(MIN_RULES_PER_THREAD))
         });
-        let tables = py.detach(|| Tables::build(&parts, threads))?;
+        let (tables, index) = py.detach(|| Tables::build(&parts, threads))?;
         let Tables {
             table,
             code,
@@ -1312,12 +1338,11 @@ impl Core {
             always,
         } = tables;
         let key_count = table.keys.len();
-        let mut raw = SequenceIndex::default();
-        let mut stemmed = SequenceIndex::default();
-        let mut prefixes = PrefixTrie::new();
-        for (id, key) in table.keys.iter().enumerate() {
-            index_key(key, id as u32, &mut raw, &mut stemmed, &mut prefixes)?;
-        }
+        let KeyIndex {
+            mut raw,
+            mut stemmed,
+            prefixes,
+        } = index;
         raw.finish();
         stemmed.finish();
         let inner = Inner {
