@@ -10,6 +10,8 @@
 //! (identity, version, plan, trigger, keys, filters). A large batch is compiled on several
 //! threads, and gives the same rules as on one.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::PyValueError;
@@ -143,7 +145,16 @@ impl RuleCompiler {
         let mut read = rules
             .iter()
             .map(|(_, rule)| Definition::read(&Attributes::of(rule.bind(py))));
-        let compiled = self.compile_streamed(py, 1, || read.next().transpose())?;
+        let mut compiled = Vec::with_capacity(rules.len());
+        self.compile_streamed(
+            py,
+            1,
+            || read.next().transpose(),
+            |_, outcome| {
+                compiled.push(outcome?);
+                Ok(())
+            },
+        )?;
         Ok(rules
             .into_iter()
             .zip(compiled)
@@ -158,7 +169,8 @@ impl RuleCompiler {
     /// previous rule.
     ///
     /// The rules are compiled on `threads` threads (default: the machine's cores, at most 4)
-    /// while they are still being read from Python: 100k rules took two seconds on one core.
+    /// while they are still being read from Python and stored: 100k rules took two seconds
+    /// on one core.
     #[pyo3(signature = (rules, upserts, fallback, threads = None))]
     fn compile_into(
         &self,
@@ -170,184 +182,275 @@ impl RuleCompiler {
     ) -> PyResult<Vec<Py<PyAny>>> {
         let threads = threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
-        let mut changed = Vec::new();
+        // Read rules, by their place in the batch, until they are stored.
+        let changed = RefCell::new(Vec::new());
+        let mut errors = Vec::new();
         let mut pairs = upserts.try_iter()?;
-        let compiled = self.compile_streamed(py, threads, || {
+        let read = || {
             for pair in pairs.by_ref() {
                 let (tenant, rule): (Bound<'_, PyString>, Bound<'_, PyAny>) = pair?.extract()?;
                 let attributes = Attributes::of(&rule);
-                let key = PyTuple::new(py, [tenant.as_any(), &attributes.get(intern!(py, "id"))?])?;
+                let key = rule_key(&tenant, &attributes.get(intern!(py, "id"))?)?;
                 if let Some(previous) = rules.get_item(&key)? {
                     if previous.getattr(intern!(py, "rule"))?.eq(&rule)? {
                         continue;
                     }
                 }
                 let definition = Definition::read(&attributes)?;
-                changed.push((key, tenant, rule));
+                changed.borrow_mut().push(Some((key, tenant, rule)));
                 return Ok(Some(definition));
             }
             Ok(None)
-        })?;
-        let mut errors = Vec::new();
-        for ((key, tenant, rule), compiled) in changed.into_iter().zip(compiled) {
-            match compiled {
+        };
+        let store = |at: usize, outcome: PyResult<Option<Compiled>>| {
+            let taken = changed.borrow_mut()[at].take();
+            let (key, tenant, rule) = taken.expect("each rule is stored once");
+            match outcome? {
                 Some(compiled) => {
                     let compiled = compiled.into_rule(py, tenant.unbind(), rule.unbind());
-                    rules.set_item(key, Py::new(py, compiled)?)?;
+                    rules.set_item(key, Py::new(py, compiled)?)
                 }
                 None => {
                     let outcome = fallback.call1((tenant, rule))?;
                     if outcome.is_instance_of::<Rule>() {
-                        rules.set_item(key, outcome)?;
+                        rules.set_item(key, outcome)
                     } else {
                         errors.push(outcome.unbind());
+                        Ok(())
                     }
                 }
             }
-        }
+        };
+        self.compile_streamed(py, threads, read, store)?;
         Ok(errors)
     }
+}
+
+/// The key of a rule in a ruleset: (tenant, rule id).
+///
+/// A tuple of two exact strings can never be part of a reference cycle, so it leaves the
+/// cycle collector's watch at once, as CPython itself drops such a tuple at its first
+/// collection: that first collection, right after a build of 100k fresh keys, took a tenth
+/// of a second.
+fn rule_key<'py>(
+    tenant: &Bound<'py, PyString>,
+    id: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let key = PyTuple::new(tenant.py(), [tenant.as_any(), id])?;
+    if tenant.is_exact_instance_of::<PyString>() && id.is_exact_instance_of::<PyString>() {
+        // SAFETY: `key` is a live tuple; untracking may be done at any time and only exempts
+        // it from cycle detection, which (above) it can never need.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(key.as_ptr().cast()) };
+    }
+    Ok(key)
 }
 
 /// Rules handed to the compiling threads at a time: small enough that they start while the
 /// first rules are still being read, large enough that the queue is not the work.
 const CHUNK: usize = 256;
 
-/// A rule to compile: its place in the batch, its definition, and its query if already read.
-struct Item {
-    at: usize,
-    definition: Definition,
-    ast: Option<Ast>,
+/// Rules to compile: the first one's place in the batch, and each one's definition and
+/// query, which the reading thread has parsed already for a stemmed rule (None: not yet, or
+/// the query reader gave up).
+struct Chunk {
+    first: usize,
+    rules: Vec<(Definition, Option<Ast>)>,
 }
 
-type Outcome = (usize, PyResult<Option<Compiled>>);
+/// A chunk compiled: the first rule's place, and each rule's outcome.
+type CompiledChunk = (usize, Vec<PyResult<Option<Compiled>>>);
 
 impl RuleCompiler {
-    /// Each definition `read` yields (it reads them from Python, on this thread) compiled, in
-    /// order, on up to `threads` threads, this one included.
+    /// Each definition `read` yields (it reads them from Python, on this thread) compiled on
+    /// up to `threads` threads, this one included, and handed to `store` in order, on this
+    /// thread, with its place in the batch.
     ///
-    /// Reading 100k rules out of their Python objects takes about a third of a second, so
-    /// the other threads compile the rules read so far meanwhile, and this one joins them
-    /// when it is done. A rule is parsed and planned in one go, while its data is in the
+    /// Reading 100k rules out of their Python objects takes about a third of a second, and
+    /// storing them a tenth, so the other threads compile the rules read so far meanwhile;
+    /// this one stores what they have done between chunks it reads, and once reading is
+    /// done compiles too. A rule is parsed and planned in one go, while its data is in the
     /// cache, except a stemmed rule: its plan needs the stems of its tokens, which Python
-    /// computes. So this thread parses the stemmed rules as it reads them, stems every token
-    /// they need that the memo lacks in one go once reading is done, and only then hands
-    /// them on; a thread attaching to the interpreter per token would serialise the others.
+    /// computes. So this thread parses a chunk's stemmed rules as it reads them and stems
+    /// every token they need that the memo lacks, in one go, before the chunk goes out; a
+    /// compiling thread attaching to the interpreter per token would serialise the others.
     /// Each thread interns its own keys; the core build still finds equal keys by their text.
     fn compile_streamed(
         &self,
         py: Python<'_>,
         threads: usize,
-        read: impl FnMut() -> PyResult<Option<Definition>>,
-    ) -> PyResult<Vec<Option<Compiled>>> {
-        let (sender, receiver) = mpsc::channel::<Vec<Item>>();
-        let queue = Mutex::new(receiver);
-        let (fed, outcomes) = std::thread::scope(|scope| {
+        mut read: impl FnMut() -> PyResult<Option<Definition>>,
+        mut store: impl FnMut(usize, PyResult<Option<Compiled>>) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let (chunks, queue) = mpsc::channel::<Chunk>();
+        let queue = Mutex::new(queue);
+        let (done, finished) = mpsc::channel::<CompiledChunk>();
+        let finished = Mutex::new(finished);
+        std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads.max(1))
-                .map(|_| scope.spawn(|| self.work(&queue)))
+                .map(|_| {
+                    let done = done.clone();
+                    let queue = &queue;
+                    scope.spawn(move || {
+                        let mut compiler = ChunkCompiler::default();
+                        while let Some(chunk) = take(queue, true) {
+                            // The receiver hangs up only when storing failed: nothing to do.
+                            let _ = done.send(compiler.compile(self, chunk));
+                        }
+                    })
+                })
                 .collect();
-            let fed = self.feed(sender, read);
-            // Detached from here on: a helper may need the interpreter for a stem.
-            let outcomes = py.detach(|| {
-                let mut outcomes = self.work(&queue);
-                for helper in helpers {
-                    outcomes.extend(helper.join().expect("a compile thread panicked"));
+            drop(done);
+            let mut stored = InOrder::default();
+            let outcome = (|| {
+                let mut at = 0;
+                let mut chunk = Vec::with_capacity(CHUNK);
+                loop {
+                    let definition = read()?;
+                    let last = definition.is_none();
+                    if let Some(definition) = definition {
+                        let ast = if definition.stem {
+                            self.ast(&definition).ok()
+                        } else {
+                            None
+                        };
+                        chunk.push((definition, ast));
+                    }
+                    if chunk.len() == CHUNK || (last && !chunk.is_empty()) {
+                        let rules = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        self.learn_stems(&rules)?;
+                        let first = at;
+                        at += rules.len();
+                        // The receiving end lives until every thread is done.
+                        chunks
+                            .send(Chunk { first, rules })
+                            .expect("the queue is open");
+                        stored.take_ready(&finished, &mut store)?;
+                    }
+                    if last {
+                        break;
+                    }
                 }
-                outcomes
+                drop(chunks);
+                let mut compiler = ChunkCompiler::default();
+                while stored.next < at {
+                    stored.take_ready(&finished, &mut store)?;
+                    if stored.next == at {
+                        break;
+                    }
+                    match take(&queue, false) {
+                        Some(chunk) => stored.place(py.detach(|| compiler.compile(self, chunk))),
+                        None => {
+                            let compiled = py.detach(|| lock(&finished).recv());
+                            stored.place(compiled.expect("a thread stopped with rules to compile"))
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            // On an error the queue is closed all the same; the other threads compile what it
+            // holds, and it is dropped.
+            py.detach(|| {
+                for helper in helpers {
+                    helper.join().expect("a compile thread panicked");
+                }
             });
-            (fed, outcomes)
-        });
-        let mut placed: Vec<Option<PyResult<Option<Compiled>>>> = Vec::new();
-        placed.resize_with(fed?, || None);
-        for (at, outcome) in outcomes {
-            placed[at] = Some(outcome);
-        }
-        placed
-            .into_iter()
-            .map(|outcome| outcome.expect("every rule read was compiled"))
-            .collect()
+            outcome
+        })
     }
 
-    /// Reads every definition, sending them on in chunks; the stemmed ones last, once their
-    /// tokens are stemmed. Returns how many were read. A rule the query reader gives up on
-    /// is sent on too, and compiles to None.
-    fn feed(
-        &self,
-        sender: mpsc::Sender<Vec<Item>>,
-        mut read: impl FnMut() -> PyResult<Option<Definition>>,
-    ) -> PyResult<usize> {
-        // The receiving end lives until every thread is done, so a send cannot fail.
-        let send = |chunk: Vec<Item>| sender.send(chunk).expect("the compile queue is open");
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut stemmed = Vec::new();
-        let mut at = 0;
-        while let Some(definition) = read()? {
-            if definition.stem {
-                let ast = self.ast(&definition).ok();
-                stemmed.push(Item {
-                    at,
-                    definition,
-                    ast,
-                });
-            } else {
-                chunk.push(Item {
-                    at,
-                    definition,
-                    ast: None,
-                });
-                if chunk.len() == CHUNK {
-                    send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
-                }
-            }
-            at += 1;
-        }
-        send(chunk);
-        let mut needed = Vec::new();
-        for ast in stemmed.iter().filter_map(|item| item.ast.as_ref()) {
+    /// Stems, in one go, every token the stemmed rules of `rules` need that the memo lacks.
+    fn learn_stems(&self, rules: &[(Definition, Option<Ast>)]) -> PyResult<()> {
+        let mut tokens = Vec::new();
+        for ast in rules.iter().filter_map(|(_, ast)| ast.as_ref()) {
             ast.visit_atoms(&mut |atom| {
                 if !atom.prefix {
-                    needed.extend(atom.tokens.iter().map(String::as_str));
+                    tokens.extend(atom.tokens.iter().map(String::as_str));
                 }
             });
         }
-        needed.sort_unstable();
-        needed.dedup();
-        self.stems.get().learn(&needed)?;
-        while !stemmed.is_empty() {
-            let rest = stemmed.split_off(stemmed.len().saturating_sub(CHUNK));
-            send(rest);
-        }
-        Ok(at)
+        tokens.sort_unstable();
+        tokens.dedup();
+        self.stems.get().learn(&tokens)
     }
+}
 
-    /// Compiles the chunks of `queue` until it is empty and closed.
-    fn work(&self, queue: &Mutex<mpsc::Receiver<Vec<Item>>>) -> Vec<Outcome> {
-        let mut interner = KeyInterner::default();
-        let mut json = String::new();
-        let mut outcomes = Vec::new();
-        loop {
-            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-            let Ok(chunk) = next else {
-                return outcomes;
-            };
-            for Item {
-                at,
-                definition,
-                ast,
-            } in chunk
-            {
+/// One thread's compiling: its interned keys and its buffer for rule versions.
+#[derive(Default)]
+struct ChunkCompiler {
+    interner: KeyInterner,
+    json: String,
+}
+
+impl ChunkCompiler {
+    fn compile(&mut self, compiler: &RuleCompiler, chunk: Chunk) -> CompiledChunk {
+        let outcomes = chunk
+            .rules
+            .into_iter()
+            .map(|(definition, ast)| {
                 let ast = match ast {
                     Some(ast) => Ok(ast),
                     None if definition.stem => Err(GiveUp),
-                    None => self.ast(&definition),
+                    None => compiler.ast(&definition),
                 };
-                let outcome = match ast {
-                    Ok(ast) => self.compile_parsed(definition, &ast, &mut interner, &mut json),
+                match ast {
+                    Ok(ast) => compiler.compile_parsed(
+                        definition,
+                        &ast,
+                        &mut self.interner,
+                        &mut self.json,
+                    ),
                     Err(GiveUp) => Ok(None),
-                };
-                outcomes.push((at, outcome));
+                }
+            })
+            .collect();
+        (chunk.first, outcomes)
+    }
+}
+
+/// The next chunk of `queue`; if `wait`, waiting for one while the queue is open.
+fn take(queue: &Mutex<mpsc::Receiver<Chunk>>, wait: bool) -> Option<Chunk> {
+    let queue = lock(queue);
+    if wait {
+        queue.recv().ok()
+    } else {
+        queue.try_recv().ok()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A thread that panicked holding the lock is reported when it is joined.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Compiled chunks, stored in the batch's order whatever order they finish in.
+#[derive(Default)]
+struct InOrder {
+    /// the place of the next rule to store
+    next: usize,
+    waiting: BTreeMap<usize, Vec<PyResult<Option<Compiled>>>>,
+}
+
+impl InOrder {
+    fn place(&mut self, (first, outcomes): CompiledChunk) {
+        self.waiting.insert(first, outcomes);
+    }
+
+    /// Stores every rule next in order, with the chunks `finished` holds.
+    fn take_ready(
+        &mut self,
+        finished: &Mutex<mpsc::Receiver<CompiledChunk>>,
+        store: &mut impl FnMut(usize, PyResult<Option<Compiled>>) -> PyResult<()>,
+    ) -> PyResult<()> {
+        while let Ok(compiled) = lock(finished).try_recv() {
+            self.place(compiled);
+        }
+        while let Some(outcomes) = self.waiting.remove(&self.next) {
+            for outcome in outcomes {
+                store(self.next, outcome)?;
+                self.next += 1;
             }
         }
+        Ok(())
     }
 }
 
