@@ -17,6 +17,11 @@ class Stemmer:
 
     def __init__(self, max_entries: int = 500_000) -> None:
         algorithm = snowballstemmer.stemmer("english")
+        # PyStemmer, when snowballstemmer uses it, keeps a cache of its own, which the memo
+        # here makes redundant: purging it cost more than stemming (3.7 against 1.3 µs a new
+        # word).
+        if hasattr(algorithm, "maxCacheSize"):
+            algorithm.maxCacheSize = 0
         self.cache = StemCache(algorithm.stemWord, max_entries)
 
     def __getitem__(self, token: str) -> str:
