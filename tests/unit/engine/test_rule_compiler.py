@@ -251,6 +251,27 @@ def test_a_ruleset_compiles_the_same_on_one_thread_and_on_several(threads: int) 
     assert one[("t", "accents")] == compile_rule("t", _rule(id="accents", any=["Müller"]), STEMMER)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_error_while_rules_are_read_or_stored_stops_the_build_and_is_raised(
+    threads: int,
+) -> None:
+    # Rules are compiled while others are still being read, and stored meanwhile: an error
+    # on either side must come out as itself, with every compiling thread stopped.
+    def failing_upserts() -> Any:
+        yield from _ruleset()[:700]
+        raise LookupError("the rules topic went away")
+
+    compiler = RuleCompiler(Stemmer())
+    with pytest.raises(LookupError, match="went away"):
+        compiler._native.compile_into({}, failing_upserts(), compiler._fallback, threads)
+
+    def failing_fallback(tenant: str, rule: WatchlistRule) -> Any:
+        raise LookupError(f"no fallback for {rule.id}")
+
+    with pytest.raises(LookupError, match="no fallback for accents"):
+        compiler._native.compile_into({}, _ruleset(), failing_fallback, threads)
+
+
 def test_compiling_into_a_ruleset_skips_unchanged_rules_and_keeps_a_refused_edit_s_rule() -> None:
     rules: dict[tuple[str, str], Any] = {}
     COMPILER.compile_into(rules, [("t", _rule(id="r", any=["china"]))])
