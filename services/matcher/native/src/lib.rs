@@ -976,6 +976,14 @@ impl<K: FlatKey, V: Default> Default for FlatMap<K, V> {
     }
 }
 
+/// The left and right literals of the `Op::Near { right, end, .. }` at `code[at]`.
+fn near_operands(code: &[Op], at: usize, right: u32, end: u32) -> (&[Op], &[Op]) {
+    (
+        &code[at + 1..right as usize],
+        &code[right as usize..end as usize],
+    )
+}
+
 /// Asks the CPU to start loading the cache line of `value`, so that a later read of it, some
 /// work further on, does not wait on memory. At 100k rules the scan's reads of postings and
 /// plans land all over megabytes of memory; one after another, each waits out a cache miss,
@@ -1778,10 +1786,7 @@ impl Scan {
                 end,
                 distance,
             } => {
-                let (left, right) = (
-                    &code[at + 1..right as usize],
-                    &code[right as usize..end as usize],
-                );
+                let (left, right) = near_operands(code, at, right, end);
                 left.iter().any(|&l| self.has(lit_of(l).0))
                     && right.iter().any(|&r| self.has(lit_of(r).0))
                     && self.near_holds(left, right, distance as i64)
@@ -1880,10 +1885,7 @@ impl Scan {
                 end,
                 distance,
             } => {
-                let (left, right) = (
-                    &code[at + 1..right as usize],
-                    &code[right as usize..end as usize],
-                );
+                let (left, right) = near_operands(code, at, right, end);
                 self.near(left, right, distance as i64, out)
             }
             Op::Filter(_) => unreachable!("a filter only starts a rule"),
