@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
 use crate::quote::push_json_str;
-use crate::{prefetch, selectivity, Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP};
+use crate::{
+    build_threads, prefetch, selectivity, Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP,
+};
 
 const TITLE: u8 = 0b01;
 const BODY: u8 = 0b10;
@@ -221,8 +223,7 @@ impl RuleCompiler {
         fallback: &Bound<'_, PyAny>,
         threads: Option<usize>,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let threads = threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+        let threads = threads.unwrap_or_else(build_threads);
         // Read rules, by their place in the batch, until they are stored.
         let changed = RefCell::new(Vec::new());
         let mut errors = Vec::new();

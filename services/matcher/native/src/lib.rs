@@ -1186,6 +1186,11 @@ fn runs(rules: &[&RuleParts], threads: usize) -> Vec<(usize, usize)> {
     runs
 }
 
+/// Threads for a build, by default: the machine's cores, at most 4.
+pub(crate) fn build_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// Rules per thread of a core build, by default.
 const MIN_RULES_PER_THREAD: usize = 8192;
 
@@ -1332,20 +1337,10 @@ impl Core {
         threads: Option<usize>,
     ) -> PyResult<Self> {
         let parts: Vec<&RuleParts> = rules.iter().map(|rule| &rule.parts).collect();
-        let threads = threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-            cores.min(parts.len().div_ceil(MIN_RULES_PER_THREAD))
-        });
+        let threads = threads
+            .unwrap_or_else(|| build_threads().min(parts.len().div_ceil(MIN_RULES_PER_THREAD)));
         let (tables, index) = py.detach(|| Tables::build(&parts, threads))?;
-        let Tables {
-            table,
-            code,
-            starts,
-            filters,
-            posted,
-            always,
-        } = tables;
-        let key_count = table.keys.len();
+        let key_count = tables.table.keys.len();
         let KeyIndex {
             mut raw,
             mut stemmed,
@@ -1354,15 +1349,15 @@ impl Core {
         raw.finish();
         stemmed.finish();
         let inner = Inner {
-            code: on_huge_pages(code),
-            starts,
-            filters,
+            code: on_huge_pages(tables.code),
+            starts: tables.starts,
+            filters: tables.filters,
             key_count,
             raw,
             stemmed,
             prefixes,
-            postings: Postings::new(key_count, &posted),
-            always,
+            postings: Postings::new(key_count, &tables.posted),
+            always: tables.always,
             tokens: Mutex::new(TokenMemo::default()),
             max_tokens,
         };
