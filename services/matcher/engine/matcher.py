@@ -83,8 +83,7 @@ class ArticleView:
             title, body = self._streams
             self._writer = EvidenceWriter(
                 self._texts,
-                (title.starts, body.starts),
-                (title.ends, body.ends),
+                (title.located, body.located),
                 FIELD_NAMES,
                 SNIPPET_CONTEXT_CHARS,
             )

@@ -59,14 +59,16 @@ class Scan:
 
     def evidence(self, index: int) -> list[tuple[int, int, int]]: ...
 
+Tokens = str | tuple[Sequence[int], Sequence[int]]
+"""A field's tokens: its translated text (runs of non-spaces), or their starts and ends."""
+
 class EvidenceWriter:
     """One article's evidence as the JSON fragment an alert carries (src/quote.rs)."""
 
     def __init__(
         self,
         texts: tuple[str, str],
-        starts: tuple[Sequence[int], Sequence[int]],
-        ends: tuple[Sequence[int], Sequence[int]],
+        tokens: tuple[Tokens, Tokens],
         field_names: tuple[str, str],
         context: int,
     ) -> None: ...
@@ -100,3 +102,6 @@ def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[i
 
 def pick(items: list[T], indices: list[int]) -> list[T]:
     """`[items[i] for i in indices]`, each item prefetched before any is used (src/pick.rs)."""
+
+def token_offsets(text: str) -> tuple[list[int], list[int]]:
+    """`[start, end)` code point offsets of each run of non-space characters (src/tokens.rs)."""

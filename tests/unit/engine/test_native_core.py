@@ -99,11 +99,16 @@ def test_the_stem_cache_stems_once_and_stays_bounded() -> None:
 def test_the_evidence_writer_refuses_offsets_that_do_not_fit_the_text() -> None:
     names = ("title", "body")
     with pytest.raises(ValueError, match="2 token starts but 1 ends"):
-        EvidenceWriter(("a b", ""), ([0, 2], []), ([1], []), names, 80)
+        EvidenceWriter(("a b", ""), (([0, 2], [1]), ([], [])), names, 80)
     with pytest.raises(ValueError, match="not within the text's 3 characters"):
-        EvidenceWriter(("a b", ""), ([0, 2], []), ([1, 4], []), names, 80)
+        EvidenceWriter(("a b", ""), (([0, 2], [1, 4]), ([], [])), names, 80)
     with pytest.raises(ValueError, match="not within"):
-        EvidenceWriter(("a b", ""), ([2], []), ([1], []), names, 80)
+        EvidenceWriter(("a b", ""), (([2], [1]), ([], [])), names, 80)
+
+
+def test_the_evidence_writer_refuses_a_translated_text_of_another_length() -> None:
+    with pytest.raises(ValueError, match="body: the translated text is not as long"):
+        EvidenceWriter(("", "Zürich"), ("", "zurich "), ("title", "body"), 80)
 
 
 def test_the_evidence_writer_counts_offsets_in_characters_not_bytes() -> None:

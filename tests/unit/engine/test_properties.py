@@ -14,6 +14,7 @@ from typing import Any
 
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from newsalert_native import token_offsets
 
 from schemas.article import Article
 from schemas.watchlist import WatchlistRule
@@ -418,6 +419,21 @@ def test_analyze_offsets_are_within_the_text_and_in_order(text: str) -> None:
         assert 0 <= start < end <= len(text)
     assert stream.starts == sorted(stream.starts)
     assert stream.ends == sorted(stream.ends)
+
+
+@PROPERTY
+@given(text=st.text(st.sampled_from(" a\u00e9\u4e2d\U0001f600"), max_size=40) | news_texts)
+def test_native_token_offsets_locate_every_run_of_non_spaces(text: str) -> None:
+    starts, ends = token_offsets(text)
+    # Put each located token back into a blank line of the text's length: only the text
+    # itself comes out, so no run is missed, split, or misplaced (offsets in code points).
+    rebuilt = [" "] * len(text)
+    for start, end in zip(starts, ends, strict=True):
+        assert start < end
+        assert " " not in text[start:end]
+        rebuilt[start:end] = text[start:end]
+    assert "".join(rebuilt) == text
+    assert len(starts) == len([part for part in text.split(" ") if part])
 
 
 @PROPERTY

@@ -29,6 +29,7 @@ mod pick;
 mod query;
 mod quote;
 mod shingles;
+mod tokens;
 
 const RAW_SEP: char = ' ';
 const STEM_SEP: char = '\x01';
@@ -2051,5 +2052,6 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(pick::pick, m)?)?;
+    m.add_function(wrap_pyfunction!(tokens::token_offsets, m)?)?;
     Ok(())
 }

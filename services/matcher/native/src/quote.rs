@@ -13,9 +13,20 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+use crate::tokens::token_offsets;
 use crate::{Occ, Scan};
 
 const ELLIPSIS: char = '\u{2026}';
+
+/// Where a field's tokens lie: its translated text, whose runs of non-spaces are the tokens
+/// (`TokenStream`'s common path, located here without a Python int per token), or their
+/// `[start, end)` offsets.
+#[derive(FromPyObject)]
+enum Tokens {
+    #[pyo3(transparent)]
+    Translated(String),
+    Offsets(Vec<u32>, Vec<u32>),
+}
 
 /// One field's original text and its tokens' `[start, end)` offsets, in code points.
 struct Field {
@@ -29,7 +40,18 @@ struct Field {
 }
 
 impl Field {
-    fn new(name: String, text: String, starts: Vec<u32>, ends: Vec<u32>) -> PyResult<Field> {
+    fn new(name: String, text: String, tokens: Tokens) -> PyResult<Field> {
+        let (starts, ends) = match tokens {
+            Tokens::Offsets(starts, ends) => (starts, ends),
+            Tokens::Translated(translated) => {
+                if translated.chars().count() != text.chars().count() {
+                    return Err(PyValueError::new_err(format!(
+                        "{name}: the translated text is not as long as the text"
+                    )));
+                }
+                token_offsets(&translated)
+            }
+        };
         let bytes = if text.is_ascii() {
             None
         } else {
@@ -247,19 +269,18 @@ impl Texts {
 #[pymethods]
 impl EvidenceWriter {
     #[new]
-    #[pyo3(signature = (texts, starts, ends, field_names, context))]
+    #[pyo3(signature = (texts, tokens, field_names, context))]
     fn new(
         texts: (String, String),
-        starts: (Vec<u32>, Vec<u32>),
-        ends: (Vec<u32>, Vec<u32>),
+        tokens: (Tokens, Tokens),
         field_names: (String, String),
         context: usize,
     ) -> PyResult<EvidenceWriter> {
         Ok(EvidenceWriter {
             texts: Texts {
                 fields: [
-                    Field::new(field_names.0, texts.0, starts.0, ends.0)?,
-                    Field::new(field_names.1, texts.1, starts.1, ends.1)?,
+                    Field::new(field_names.0, texts.0, tokens.0)?,
+                    Field::new(field_names.1, texts.1, tokens.1)?,
                 ],
                 context,
             },
