@@ -71,7 +71,7 @@ import heapq
 import sys
 import zlib
 from array import array
-from bisect import bisect_left, insort
+from bisect import insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -246,21 +246,16 @@ class Overlap:
         return self.shared / union if union else 0.0
 
 
-def overlap(a: Fingerprint, b: Fingerprint, a_set: set[int] | None = None) -> Overlap:
-    """Exact overlap of two fingerprints; `a_set` is `set(a.hashes)` when the caller has it."""
+def overlap(a: Fingerprint, b: Fingerprint) -> Overlap:
+    """Exact overlap of two fingerprints (natively: a merge of the two sorted arrays)."""
     limit = min(a.limit, b.limit)
+    shared, left, right = newsalert_native.shared_hashes(a.hashes, b.hashes, limit)
     if limit == HASH_SPACE:
-        left = a_set if a_set is not None else set(a.hashes)
-        shared = len(left.intersection(b.hashes))
-        sizes = sorted((len(a), len(b)))
-        return Overlap(shared, sizes[0], sizes[1])
-    # A capped fingerprint: compare the hashes below both limits, and scale up.
-    left_part = a.hashes[: bisect_left(a.hashes, limit)]
-    right_part = b.hashes[: bisect_left(b.hashes, limit)]
+        return Overlap(shared, min(left, right), max(left, right))
+    # A capped fingerprint: the hashes below both limits were compared; scale up.
     scale = HASH_SPACE / limit
-    shared_part = len(set(left_part).intersection(right_part))
-    small, large = sorted((len(left_part) * scale, len(right_part) * scale))
-    return Overlap(shared_part * scale, small, large)
+    small, large = sorted((left * scale, right * scale))
+    return Overlap(shared * scale, small, large)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,11 +498,10 @@ class StoryIndex:
             candidates[entry.article_id] = entry
         if not candidates:
             return None
-        mine = set(fingerprint.hashes)
         best: tuple[float, float] | None = None
         chosen: _Entry | None = None
         for entry in candidates.values():
-            found = overlap(fingerprint, entry.fingerprint, mine)
+            found = overlap(fingerprint, entry.fingerprint)
             if not self.policy.same_story(found):
                 continue
             score = (found.containment, found.shared)

@@ -97,10 +97,9 @@ def brute_force_misses(articles: list[Article], assignments: list[StoryAssignmen
     for i, fingerprint in enumerate(fingerprints):
         if assignments[i].via is None and len(fingerprint) >= policy.min_shingles:
             shared = Counter(j for h in fingerprint.hashes for j in postings[h])
-            mine = set(fingerprint.hashes)
             if any(
                 len(fingerprints[j]) >= policy.min_shingles
-                and policy.same_story(overlap(fingerprint, fingerprints[j], mine))
+                and policy.same_story(overlap(fingerprint, fingerprints[j]))
                 for j, n in shared.items()
                 if n >= policy.min_shingles
             ):

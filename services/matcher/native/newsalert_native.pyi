@@ -1,5 +1,6 @@
 """The matcher engine's hot path, in Rust (src/lib.rs): types for mypy."""
 
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -99,6 +100,9 @@ def shingle_hashes(fields: list[str], words: int) -> list[int]:
 
 def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[int]:
     """LSH band keys of the one-permutation MinHash signature of ascending `hashes`."""
+
+def shared_hashes(a: array[int], b: array[int], limit: int) -> tuple[int, int, int]:
+    """Hashes below `limit` common to two ascending arrays, and each one's count below it."""
 
 def pick(items: list[T], indices: list[int]) -> list[T]:
     """`[items[i] for i in indices]`, each item prefetched before any is used (src/pick.rs)."""

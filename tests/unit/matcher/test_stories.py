@@ -441,3 +441,26 @@ def test_band_keys_refuse_a_signature_layout_they_do_not_compute() -> None:
         newsalert_native.band_keys([1, 2, 3], 100, 25, 4)
     with pytest.raises(ValueError, match="bands \\* rows"):
         newsalert_native.band_keys([1, 2, 3], 128, 16, 4)
+
+
+# Small hash values, so that two sets share some; limits below, inside and above them.
+_SMALL_HASHES = st.sets(st.integers(0, 60), max_size=40).map(sorted)
+
+
+@settings(max_examples=500, deadline=None)
+@given(a=_SMALL_HASHES, b=_SMALL_HASHES, limit=st.integers(0, 70) | st.just(2**32))
+def test_native_shared_hashes_count_the_common_hashes_below_the_limit(
+    a: list[int], b: list[int], limit: int
+) -> None:
+    below_a = {h for h in a if h < limit}
+    below_b = {h for h in b if h < limit}
+    assert newsalert_native.shared_hashes(array("I", a), array("I", b), limit) == (
+        len(below_a & below_b),
+        len(below_a),
+        len(below_b),
+    )
+
+
+def test_shared_hashes_refuse_arrays_of_another_width() -> None:
+    with pytest.raises(BufferError):
+        newsalert_native.shared_hashes(array("Q", [1]), array("I", [1]), 2**32)

@@ -2051,6 +2051,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<quote::EvidenceWriter>()?;
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(shingles::shared_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(pick::pick, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::token_offsets, m)?)?;
     Ok(())

@@ -1,10 +1,14 @@
-//! Story grouping's per-article arithmetic: word shingles hashed with CRC-32, and the
-//! one-permutation MinHash signature folded into LSH band keys. No I/O.
+//! Story grouping's per-article arithmetic: word shingles hashed with CRC-32, the
+//! one-permutation MinHash signature folded into LSH band keys, and the overlap of two
+//! fingerprints. No I/O.
 //!
 //! The definitions, and what they are for, are in `services/matcher/stories.py`, which keeps
 //! a Python version of each function as the reference; tests/unit/matcher/test_stories.py
 //! holds these equal to it.
 
+use std::cmp::Ordering;
+
+use pyo3::buffer::{PyBuffer, ReadOnlyCell};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -94,4 +98,62 @@ pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> Py
         })
         .collect();
     Ok(keys)
+}
+
+/// `(shared, left, right)`: how many hashes below `limit` the two ascending fingerprints
+/// `a` and `b` (arrays of 32-bit hashes) have in common, and how many each has. One merge,
+/// with no Python int per hash: an article is compared with every candidate the index gives.
+#[pyfunction]
+pub fn shared_hashes(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    limit: u64,
+) -> PyResult<(usize, usize, usize)> {
+    let (a, b) = (Hashes::of(a)?, Hashes::of(b)?);
+    let (a, b) = (a.below(limit)?, b.below(limit)?);
+    let (mut i, mut j, mut shared) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].get().cmp(&b[j].get()) {
+            Ordering::Less => i += 1,
+            Ordering::Greater => j += 1,
+            Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Ok((shared, a.len(), b.len()))
+}
+
+/// A fingerprint's hashes, read in place. An empty array may have no aligned buffer to
+/// read, so it is not asked for one.
+struct Hashes<'py> {
+    py: Python<'py>,
+    buffer: Option<PyBuffer<u32>>,
+}
+
+impl<'py> Hashes<'py> {
+    fn of(array: &Bound<'py, PyAny>) -> PyResult<Hashes<'py>> {
+        let buffer = if array.len()? == 0 {
+            None
+        } else {
+            Some(PyBuffer::get(array)?)
+        };
+        Ok(Hashes {
+            py: array.py(),
+            buffer,
+        })
+    }
+
+    /// The ascending hashes below `limit`.
+    fn below(&self, limit: u64) -> PyResult<&[ReadOnlyCell<u32>]> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(&[]);
+        };
+        let hashes = buffer
+            .as_slice(self.py)
+            .ok_or_else(|| PyValueError::new_err("fingerprints must be contiguous arrays"))?;
+        Ok(&hashes[..hashes.partition_point(|h| u64::from(h.get()) < limit)])
+    }
 }
