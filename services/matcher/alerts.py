@@ -10,6 +10,7 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import NamedTuple
 
+from newsalert_native import write_alerts
 from pydantic_core import to_json
 
 from schemas.alert import ArticleSummary, Evidence, MatchRecord, Snippet
@@ -145,10 +146,12 @@ class ArticleAlerts:
 
     An article at 10k rules raises about fifty alerts; building and serialising a validated
     model for each cost more than all the matching. Everything the alerts share (the article
-    summary, the story, the time) is serialised once, through the contract models; each rule's
-    fields once per rule version; evidence natively, each span and snippet once per article. An
-    alert then only joins the pieces. `tests/unit/matcher/test_alerts.py` holds the result equal,
-    byte for byte, to `Alert(...).model_dump_json()`.
+    summary, the story, the time) is serialised once, through the contract models, into the
+    frame every alert of the article shares; each rule's fields once per rule version. The
+    native writer (`newsalert_native.write_alerts`) then quotes each match's evidence and joins
+    the pieces; `_write` is its definition, and writes the alerts of a match the native core
+    did not scan. `tests/unit/matcher/test_alerts.py` holds both equal, byte for byte, to
+    `Alert(...).model_dump_json()`.
     """
 
     def __init__(
@@ -164,25 +167,28 @@ class ArticleAlerts:
         self._rule_fields = rule_fields
         summary = summary_of(article).model_dump_json()
         sources = ",".join(map(_json, story_sources))
+        self._head = f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"'
         self._story = f',"story_id":{_json(story_id)},"first_of_story":'
         self._tail = f',"story_sources":[{sources}],"matched_at":{to_json(matched_at).decode()}}}'
         self._article = f',"article":{summary},"evidence":['
 
     def records(self, result: MatchResult, first_of_story: list[bool]) -> list[AlertRecord]:
-        """The alerts of every match of `result`, in rule order (`first_of_story` likewise).
-
-        The evidence of a scanned article comes from one native call for all its matches.
-        """
-        evidence = result.evidence_json()
-        if evidence is None:
+        """The alerts of every match of `result`, in rule order (`first_of_story` likewise)."""
+        native = result.native_evidence()
+        if native is None:
             return [
                 self.record(match, first_of_story=first)
                 for match, first in zip(result.matches, first_of_story, strict=True)
             ]
-        of, write = self._rule_fields.of, self._write
+        writer, scan, indices = native
+        parts = list(map(self._rule_fields.of, result.rules))
+        frame = (self._head, self._article, self._story, self._tail)
+        values, ids = write_alerts(
+            writer, scan, indices, parts, first_of_story, self._article_id, frame
+        )
         return [
-            write(of(rule), quoted, first)
-            for rule, quoted, first in zip(result.rules, evidence, first_of_story, strict=True)
+            AlertRecord(rule.key, value, identifier, rule.severity)
+            for rule, value, identifier in zip(parts, values, ids, strict=True)
         ]
 
     def record(self, match: RuleMatch, *, first_of_story: bool) -> AlertRecord:
@@ -196,7 +202,7 @@ class ArticleAlerts:
         identifier = alert_id_of(parts.id_prefix, self._article_id)
         first = "true" if first_of_story else "false"
         value = (
-            f'{{"schema_version":{SCHEMA_VERSION},"alert_id":"{identifier}"{parts.fields}'
+            f'{self._head}{identifier}"{parts.fields}'
             f"{self._article}{evidence}{self._story}{first}{self._tail}"
         )
         return AlertRecord(parts.key, value.encode("utf-8"), identifier, parts.severity)

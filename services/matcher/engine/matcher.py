@@ -71,14 +71,10 @@ class ArticleView:
         Python object per span (an article at 10k rules quotes about fifty rules).
         """
         assert self.scan is not None, "only a scanned article can be asked for evidence"
-        return self._evidence_writer().json(self.scan, index)
+        return self.evidence_writer().json(self.scan, index)
 
-    def evidence_json_many(self, indices: list[int]) -> list[str]:
-        """`evidence_json` of each of `indices`, in one native call."""
-        assert self.scan is not None, "only a scanned article can be asked for evidence"
-        return self._evidence_writer().json_many(self.scan, indices)
-
-    def _evidence_writer(self) -> EvidenceWriter:
+    def evidence_writer(self) -> EvidenceWriter:
+        """The article's native evidence writer, set up on first use."""
         if self._writer is None:
             title, body = self._streams
             self._writer = EvidenceWriter(
@@ -208,9 +204,19 @@ class MatchResult:
     def evidence_json(self) -> list[str] | None:
         """The evidence of every match, in rule order, as alerts carry it (see
         `ArticleView.evidence_json`); None for a result the native core did not scan."""
+        native = self.native_evidence()
+        if native is None:
+            return None
+        writer, scan, indices = native
+        return writer.json_many(scan, indices)
+
+    def native_evidence(self) -> tuple[EvidenceWriter, Scan, list[int]] | None:
+        """The article's native evidence writer, its scan, and the core's index of each
+        match, in rule order: what quotes this result's evidence natively (as alerts do);
+        None for a result the native core did not scan."""
         if self._view is None or self._view.scan is None or self._indices is None:
             return None
-        return self._view.evidence_json_many(self._indices)
+        return self._view.evidence_writer(), self._view.scan, self._indices
 
     @property
     def matches(self) -> list[RuleMatch]:

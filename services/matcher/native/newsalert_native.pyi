@@ -104,6 +104,17 @@ def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[i
 def shared_hashes(a: array[int], b: array[int], limit: int) -> tuple[int, int, int]:
     """Hashes below `limit` common to two ascending arrays, and each one's count below it."""
 
+def write_alerts(
+    evidence: EvidenceWriter,
+    scan: Scan,
+    indices: list[int],
+    rules: Sequence[tuple[object, bytes, str, bytes, str]],  # alerts.py's RuleParts
+    first_of_story: list[bool],
+    article_id: bytes,
+    frame: tuple[str, str, str, str],
+) -> tuple[list[bytes], list[str]]:
+    """The value and id of each match's alert (src/alerts.rs; alerts.py `_write` defines it)."""
+
 def pick(items: list[T], indices: list[int]) -> list[T]:
     """`[items[i] for i in indices]`, each item prefetched before any is used (src/pick.rs)."""
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from newsalert_native import write_alerts
 
 from schemas.alert import Alert
 from schemas.article import Article
+from schemas.identity import alert_id
 from schemas.watchlist import WatchlistRule
 from services.matcher.alerts import (
     ArticleAlerts,
@@ -188,3 +190,41 @@ def test_the_alerts_of_a_whole_result_are_the_alerts_of_each_match(body: str) ->
     ]
     assert together == one_by_one
     assert [Alert.model_validate_json(r.value).first_of_story for r in together] == firsts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    title=_texts(),
+    body=_texts(),
+    article_id=st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z"),
+    story_sources=st.lists(st.sampled_from(["bbc.co.uk", 'q"uote', "ünï"]), max_size=3),
+)
+def test_the_native_alert_writer_writes_what_python_writes(
+    title: str, body: str, article_id: str, story_sources: list[str]
+) -> None:
+    matcher, _ = Matcher.build(("acme", r) for r in _EVIDENCE_RULES)
+    article = Article(article_id=article_id, title=title, body=body, received_at=MATCHED_AT)
+    writer = ArticleAlerts(
+        article,
+        rule_fields=RuleFields(),
+        story_id="story_1",
+        story_sources=story_sources,
+        matched_at=MATCHED_AT,
+    )
+    result = matcher.match(article)
+    firsts = [n % 3 != 1 for n in range(len(result.rules))]
+    native = writer.records(result, firsts)
+    python = [
+        writer.record(match, first_of_story=first)
+        for match, first in zip(result.matches, firsts, strict=True)
+    ]
+    assert native == python
+    for record, match in zip(native, result.matches, strict=True):
+        assert record.alert_id == alert_id("acme", match.rule_id, match.rule_version, article_id)
+
+
+def test_the_native_alert_writer_refuses_parts_that_do_not_line_up() -> None:
+    article = Article(article_id="a", title="Li Shangfu", body="", received_at=MATCHED_AT)
+    writer, scan, indices = _matcher().match(article).native_evidence() or pytest.fail("scanned")
+    with pytest.raises(ValueError, match="0 rules and 0 flags for 1 matches"):
+        write_alerts(writer, scan, indices, [], [], b"a", ("", "", "", ""))

@@ -23,7 +23,7 @@ use rustc_hash::FxHashSet;
 use sha2::{Digest, Sha256};
 
 use crate::query::{self, is_space, Ast, Atom, Field, GiveUp, Read, MAX_PHRASE_TOKENS};
-use crate::quote::push_json_str;
+use crate::quote::{push_hex, push_json_str};
 use crate::{
     build_threads, prefetch, selectivity, Node, Rule, RuleParts, StemCache, BOTH, RAW_SEP, STEM_SEP,
 };
@@ -803,12 +803,9 @@ fn version(rule: &Definition, json: &mut String) -> String {
     json.push_str(", \"stem\": ");
     json.push_str(if rule.stem { "true" } else { "false" });
     json.push('}');
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    Sha256::digest(json.as_bytes())[..8]
-        .iter()
-        .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]])
-        .map(char::from)
-        .collect()
+    let mut version = String::with_capacity(16);
+    push_hex(&mut version, &Sha256::digest(json.as_bytes())[..8]);
+    version
 }
 
 /// Python's `str.isspace()`, which `str.strip()` removes; only ASCII text comes here.

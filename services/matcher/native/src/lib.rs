@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyFrozenSet, PyString, PyTuple};
 use rustc_hash::FxHashMap;
 
+mod alerts;
 mod compile;
 mod pick;
 mod query;
@@ -2053,6 +2054,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::shared_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(pick::pick, m)?)?;
+    m.add_function(wrap_pyfunction!(alerts::write_alerts, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::token_offsets, m)?)?;
     Ok(())
 }

@@ -133,6 +133,15 @@ pub(crate) fn push_json_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// `bytes` as lower-case hex digits, appended to `out` (Python's `hexdigest`).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+}
+
 /// `memo[occ]`, written by `write` the first time, appended to `out`.
 fn push_memoised(
     out: &mut String,
@@ -168,24 +177,35 @@ impl EvidenceWriter {
     /// that made `scan`, distinct spans sorted by field then position, and the snippet of
     /// the first.
     fn write(&mut self, scan: &Scan, index: usize) -> PyResult<String> {
+        let mut out = String::with_capacity(256);
+        self.write_into(scan, index, &mut out)?;
+        Ok(out)
+    }
+
+    /// `write`, appended to `out`.
+    pub(crate) fn write_into(
+        &mut self,
+        scan: &Scan,
+        index: usize,
+        out: &mut String,
+    ) -> PyResult<()> {
         let mut occurrences = scan.occurrences_of(index)?;
         occurrences.sort_unstable();
         occurrences.dedup();
-        let mut out = String::with_capacity(256);
         for (n, &occ) in occurrences.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            push_memoised(&mut out, &mut self.spans, occ, |o| self.texts.span_json(o))?;
+            push_memoised(out, &mut self.spans, occ, |o| self.texts.span_json(o))?;
         }
         out.push_str("],\"snippet\":");
         match occurrences.first() {
             None => out.push_str("null"),
-            Some(&first) => push_memoised(&mut out, &mut self.snippets, first, |o| {
+            Some(&first) => push_memoised(out, &mut self.snippets, first, |o| {
                 self.texts.snippet_json(o)
             })?,
         }
-        Ok(out)
+        Ok(())
     }
 }
 
