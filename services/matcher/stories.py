@@ -135,21 +135,22 @@ class Fingerprint:
     @classmethod
     def of(cls, hashes: Iterable[int], max_size: int = MAX_SHINGLES) -> Fingerprint:
         """The fingerprint of a set of shingle hashes."""
-        return cls._capped(sorted(set(hashes)), max_size)
+        return cls._capped(array("I", sorted(set(hashes))), max_size)
 
     @classmethod
-    def _capped(cls, ordered: list[int], max_size: int) -> Fingerprint:
+    def _capped(cls, hashes: array[int], max_size: int) -> Fingerprint:
         limit = HASH_SPACE
-        if len(ordered) > max_size:
-            limit = ordered[max_size]
-            del ordered[max_size:]
-        return cls(array("I", ordered), limit)
+        if len(hashes) > max_size:
+            limit = hashes[max_size]
+            del hashes[max_size:]
+        return cls(hashes, limit)
 
     @classmethod
     def of_text(cls, title: str, body: str) -> Fingerprint:
         """The fingerprint of an article's title and body (`shingle_hashes`, natively)."""
         fields = [analyze(title).scan_text, analyze(body).scan_text]
-        return cls._capped(newsalert_native.shingle_hashes(fields, SHINGLE_WORDS), MAX_SHINGLES)
+        hashes = array("I", newsalert_native.shingle_hashes(fields, SHINGLE_WORDS))
+        return cls._capped(hashes, MAX_SHINGLES)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -222,8 +223,8 @@ class Fingerprint:
         return keys
 
     def passages(self) -> array[int]:
-        """The passage fingerprints: the hashes divisible by PASSAGE_SAMPLE."""
-        return array("I", [h for h in self.hashes if h % PASSAGE_SAMPLE == 0])
+        """The passage fingerprints: the hashes divisible by PASSAGE_SAMPLE (natively)."""
+        return array("I", newsalert_native.passages(self.hashes, PASSAGE_SAMPLE))
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,11 +95,16 @@ class Core:
         domain: str | None,
     ) -> tuple[Scan, list[int], int, int]: ...
 
-def shingle_hashes(fields: list[str], words: int) -> list[int]:
-    """Sorted distinct CRC-32 hashes of each field's word shingles (src/shingles.rs)."""
+def shingle_hashes(fields: list[str], words: int) -> bytes:
+    """Sorted distinct CRC-32 hashes of each field's word shingles, as `array("I")` bytes
+    (src/shingles.rs)."""
 
-def band_keys(hashes: Sequence[int], bins: int, bands: int, rows: int) -> list[int]:
-    """LSH band keys of the one-permutation MinHash signature of ascending `hashes`."""
+def band_keys(hashes: array[int], bins: int, bands: int, rows: int) -> bytes:
+    """LSH band keys of the one-permutation MinHash signature of ascending `hashes`, as
+    `array("Q")` bytes."""
+
+def passages(hashes: array[int], sample: int) -> bytes:
+    """The hashes divisible by `sample`, as `array("I")` bytes."""
 
 def shared_hashes(a: array[int], b: array[int], limit: int) -> tuple[int, int, int]:
     """Hashes below `limit` common to two ascending arrays, and each one's count below it."""

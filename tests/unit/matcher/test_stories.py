@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from services.matcher.stories import (
     MAX_SHINGLES,
+    PASSAGE_SAMPLE,
     Fingerprint,
     GroupingPolicy,
     StoryAssignment,
@@ -436,11 +437,18 @@ def test_native_band_keys_are_the_reference_band_keys(hashes: list[int]) -> None
     assert list(fingerprint.band_keys()) == list(fingerprint.reference_band_keys())
 
 
+@settings(max_examples=200, deadline=None)
+@given(hashes=_HASHES)
+def test_native_passages_are_the_hashes_divisible_by_the_sample(hashes: list[int]) -> None:
+    passages = Fingerprint(array("I", hashes)).passages()
+    assert list(passages) == [h for h in hashes if h % PASSAGE_SAMPLE == 0]
+
+
 def test_band_keys_refuse_a_signature_layout_they_do_not_compute() -> None:
     with pytest.raises(ValueError, match="power of two"):
-        newsalert_native.band_keys([1, 2, 3], 100, 25, 4)
+        newsalert_native.band_keys(array("I", [1, 2, 3]), 100, 25, 4)
     with pytest.raises(ValueError, match="bands \\* rows"):
-        newsalert_native.band_keys([1, 2, 3], 128, 16, 4)
+        newsalert_native.band_keys(array("I", [1, 2, 3]), 128, 16, 4)
 
 
 # Small hash values, so that two sets share some; limits below, inside and above them.

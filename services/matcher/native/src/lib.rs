@@ -2053,6 +2053,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::shared_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(shingles::passages, m)?)?;
     m.add_function(wrap_pyfunction!(pick::pick, m)?)?;
     m.add_function(wrap_pyfunction!(alerts::write_alerts, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::token_offsets, m)?)?;

@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use pyo3::buffer::{PyBuffer, ReadOnlyCell};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 const MIX: [u64; 4] = [
     0x9E37_79B9_7F4A_7C15,
@@ -20,10 +21,14 @@ const MIX: [u64; 4] = [
 ];
 
 /// The sorted, distinct CRC-32 hashes of the `words`-shingles of each field's tokens (the
-/// fields' `scan_text`: tokens separated by spaces). A field shorter than `words` tokens is
-/// one shingle; title and body are shingled apart.
+/// fields' `scan_text`: tokens separated by spaces), as the bytes of an `array("I")`. A field
+/// shorter than `words` tokens is one shingle; title and body are shingled apart.
 #[pyfunction]
-pub fn shingle_hashes(fields: Vec<String>, words: usize) -> PyResult<Vec<u32>> {
+pub fn shingle_hashes<'py>(
+    py: Python<'py>,
+    fields: Vec<String>,
+    words: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
     if words == 0 {
         return Err(PyValueError::new_err("a shingle holds at least one word"));
     }
@@ -47,13 +52,48 @@ pub fn shingle_hashes(fields: Vec<String>, words: usize) -> PyResult<Vec<u32>> {
     }
     hashes.sort_unstable();
     hashes.dedup();
-    Ok(hashes)
+    Ok(array_bytes(py, &hashes, u32::to_ne_bytes))
+}
+
+/// The hashes of the ascending `hashes` (an `array("I")`) divisible by `sample`: a
+/// fingerprint's passages, as the bytes of an `array("I")`.
+#[pyfunction]
+pub fn passages<'py>(hashes: &Bound<'py, PyAny>, sample: u32) -> PyResult<Bound<'py, PyBytes>> {
+    if sample == 0 {
+        return Err(PyValueError::new_err("the passage sample must be positive"));
+    }
+    let kept: Vec<u32> = Hashes::of(hashes)?
+        .below(u64::MAX)?
+        .iter()
+        .map(ReadOnlyCell::get)
+        .filter(|h| h % sample == 0)
+        .collect();
+    Ok(array_bytes(hashes.py(), &kept, u32::to_ne_bytes))
+}
+
+/// `values` as the machine's bytes for them: what `array(typecode, bytes)` reads back.
+fn array_bytes<'py, T: Copy, const N: usize>(
+    py: Python<'py>,
+    values: &[T],
+    to_bytes: fn(T) -> [u8; N],
+) -> Bound<'py, PyBytes> {
+    let bytes: Vec<u8> = values.iter().flat_map(|&v| to_bytes(v)).collect();
+    PyBytes::new(py, &bytes)
 }
 
 /// One 64-bit key per LSH band of the one-permutation MinHash signature of `hashes`
-/// (ascending): `bins` bins chosen by a hash's top bits, `bands` bands of `rows` rows.
+/// (ascending, an `array("I")`): `bins` bins chosen by a hash's top bits, `bands` bands of
+/// `rows` rows; as the bytes of an `array("Q")`.
 #[pyfunction]
-pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> PyResult<Vec<u64>> {
+pub fn band_keys<'py>(
+    hashes: &Bound<'py, PyAny>,
+    bins: usize,
+    bands: usize,
+    rows: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let py = hashes.py();
+    let held = Hashes::of(hashes)?;
+    let hashes = held.below(u64::MAX)?;
     if !bins.is_power_of_two() || bins > 1 << 16 || bands * rows != bins || rows != MIX.len() {
         return Err(PyValueError::new_err(format!(
             "{bins} bins in {bands} bands of {rows} rows: bins must be a power of two, \
@@ -61,12 +101,13 @@ pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> Py
         )));
     }
     if hashes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(PyBytes::new(py, &[]));
     }
     let shift = 32 - bins.trailing_zeros();
     // Ascending hashes: the first to land in a bin is its least.
     let mut signature: Vec<i64> = vec![-1; bins];
-    for &h in &hashes {
+    for h in hashes {
+        let h = h.get();
         let bin = (h >> shift) as usize;
         if signature[bin] < 0 {
             signature[bin] = i64::from(h);
@@ -88,7 +129,7 @@ pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> Py
             signature[position] = borrowed | (distance << 32);
         }
     }
-    let keys = (0..bands)
+    let keys: Vec<u64> = (0..bands)
         .map(|band| {
             let row = &signature[band * rows..band * rows + rows];
             let mixed = row.iter().zip(MIX).fold(0u64, |acc, (&v, m)| {
@@ -97,7 +138,7 @@ pub fn band_keys(hashes: Vec<u32>, bins: usize, bands: usize, rows: usize) -> Py
             mixed.wrapping_mul(MIX[0]).wrapping_add(band as u64)
         })
         .collect();
-    Ok(keys)
+    Ok(array_bytes(py, &keys, u64::to_ne_bytes))
 }
 
 /// `(shared, left, right)`: how many hashes below `limit` the two ascending fingerprints
