@@ -92,6 +92,7 @@ class RuleParts(NamedTuple):
     fields: str  # `,"tenant":...,"tags":[...]`: the rule's part of an alert, in model order
     id_prefix: bytes  # see `schemas.identity.alert_id_prefix`
     severity: str
+    rule_key: str  # `tenant/rule_id`: what the story index keeps first-of-story claims by
 
 
 class RuleFields:
@@ -113,15 +114,17 @@ class RuleFields:
             if len(self._memo) >= self._max_entries:
                 self._memo.clear()
             tenant, rule, version = compiled.tenant, compiled.rule, compiled.version
+            rule_key = record_key(tenant, rule.id)
             parts = self._memo[id(compiled)] = RuleParts(
                 compiled,
-                record_key(tenant, rule.id).encode(),
+                rule_key.encode(),
                 f',"tenant":{_json(tenant)},"rule_id":{_json(rule.id)}'
                 f',"rule_name":{_json(rule.name)},"rule_version":{_json(version)}'
                 f',"severity":{_json(rule.severity.value)}'
                 f',"tags":[{",".join(map(_json, rule.tags))}]',
                 alert_id_prefix(tenant, rule.id, version),
                 rule.severity.value,
+                rule_key,
             )
         return parts
 
@@ -172,20 +175,25 @@ class ArticleAlerts:
         self._tail = f',"story_sources":[{sources}],"matched_at":{to_json(matched_at).decode()}}}'
         self._article = f',"article":{summary},"evidence":['
 
-    def records(self, result: MatchResult, first_of_story: list[bool]) -> list[AlertRecord]:
-        """The alerts of every match of `result`, in rule order (`first_of_story` likewise)."""
+    def records(
+        self, result: MatchResult, first_of_story: Callable[[list[str]], list[bool]]
+    ) -> list[AlertRecord]:
+        """The alerts of every match of `result`, in rule order.
+
+        `first_of_story` is asked once, with the matched rules' keys (`tenant/rule_id`, in
+        rule order), whether this article is its story's first to match each of them.
+        """
+        parts = list(map(self._rule_fields.of, result.rules))
+        firsts = first_of_story([rule.rule_key for rule in parts])
         native = result.native_evidence()
         if native is None:
             return [
                 self.record(match, first_of_story=first)
-                for match, first in zip(result.matches, first_of_story, strict=True)
+                for match, first in zip(result.matches, firsts, strict=True)
             ]
         writer, scan, indices = native
-        parts = list(map(self._rule_fields.of, result.rules))
         frame = (self._head, self._article, self._story, self._tail)
-        values, ids = write_alerts(
-            writer, scan, indices, parts, first_of_story, self._article_id, frame
-        )
+        values, ids = write_alerts(writer, scan, indices, parts, firsts, self._article_id, frame)
         return [
             AlertRecord(rule.key, value, identifier, rule.severity)
             for rule, value, identifier in zip(parts, values, ids, strict=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -74,10 +75,7 @@ class ArticleProcessor:
             story_sources=list(story.sources),
             matched_at=now,
         )
-        firsts = self.stories.first_for_rules(
-            article.article_id, [(rule.tenant, rule.rule.id) for rule in result.rules]
-        )
-        alerts = writer.records(result, firsts)
+        alerts = writer.records(result, partial(self.stories.first_for_rules, article.article_id))
         return Processed(
             article_id=article.article_id,
             alerts=alerts,

@@ -80,6 +80,7 @@ from itertools import pairwise, repeat
 import newsalert_native
 
 from schemas.story import SHINGLE_HASH_SPACE, StoryRecord
+from services.common.topics import record_key
 from services.matcher.engine.normalize import analyze
 
 SHINGLE_WORDS = 5
@@ -306,7 +307,7 @@ class _Entry:
     fingerprint: Fingerprint
     bands: array[int]
     passages: array[int]
-    first_for: set[tuple[str, str]] = field(default_factory=set)
+    first_for: set[str] = field(default_factory=set)  # rule keys, `tenant/rule_id`
 
     def assignment(self) -> StoryAssignment:
         return StoryAssignment(
@@ -322,7 +323,7 @@ def _order(entry: _Entry) -> tuple[datetime, str]:
 class _Story:
     members: dict[str, _Entry] = field(default_factory=dict)
     head: _Entry | None = None  # the member with the highest ordinal: the story's state
-    firsts: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    firsts: dict[str, _Entry] = field(default_factory=dict)
 
     def add(self, entry: _Entry) -> None:
         self.members[entry.article_id] = entry
@@ -522,17 +523,17 @@ class StoryIndex:
         Idempotent: asked again for the same article, the answer is the same. The claim ends
         with the article's eviction, so a story still alive after the window can alert anew.
         """
-        return self.first_for_rules(article_id, [(tenant, rule_id)])[0]
+        return self.first_for_rules(article_id, [record_key(tenant, rule_id)])[0]
 
-    def first_for_rules(self, article_id: str, rules: Iterable[tuple[str, str]]) -> list[bool]:
-        """`first_for_rule` for each (tenant, rule id) of `rules`, in order."""
+    def first_for_rules(self, article_id: str, rule_keys: Iterable[str]) -> list[bool]:
+        """`first_for_rule` for each rule of `rule_keys` (`tenant/rule_id`), in order."""
         entry = self._entries.get(article_id)
         if entry is None:
             raise KeyError(f"article {article_id!r} was not assigned a story")
         firsts = self._stories[entry.story_id].firsts
         claimed = entry.first_for
         answers = []
-        for key in rules:
+        for key in rule_keys:
             holder = firsts.get(key)
             if holder is None:
                 firsts[key] = entry
@@ -596,7 +597,7 @@ class StoryIndex:
             ordinal=entry.ordinal,
             via=entry.via,
             story_sources=list(entry.sources),
-            first_for=sorted(f"{tenant}/{rule}" for tenant, rule in entry.first_for),
+            first_for=sorted(entry.first_for),
             shingles=entry.fingerprint.encode(),
             shingle_limit=entry.fingerprint.limit,
         )
@@ -620,10 +621,6 @@ class StoryIndex:
             return
         fingerprint = Fingerprint.decode(record.shingles, record.shingle_limit)
         indexed = len(fingerprint) >= self.policy.min_shingles
-        first_for: set[tuple[str, str]] = set()
-        for claim in record.first_for:
-            tenant, _, rule_id = claim.partition("/")
-            first_for.add((tenant, rule_id))
         self._insert(
             _Entry(
                 article_id=record.article_id,
@@ -636,7 +633,7 @@ class StoryIndex:
                 fingerprint=fingerprint,
                 bands=fingerprint.band_keys() if indexed else array("Q"),
                 passages=fingerprint.passages() if indexed else array("I"),
-                first_for=first_for,
+                first_for=set(record.first_for),
             )
         )
 

@@ -113,7 +113,7 @@ def write_alerts(
     evidence: EvidenceWriter,
     scan: Scan,
     indices: list[int],
-    rules: Sequence[tuple[object, bytes, str, bytes, str]],  # alerts.py's RuleParts
+    rules: Sequence[tuple[object, ...]],  # alerts.py RuleParts: fields at 2, id_prefix at 3
     first_of_story: list[bool],
     article_id: bytes,
     frame: tuple[str, str, str, str],

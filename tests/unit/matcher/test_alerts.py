@@ -183,7 +183,7 @@ def test_the_alerts_of_a_whole_result_are_the_alerts_of_each_match(body: str) ->
     matcher = _matcher()
     result = matcher.match(article)
     firsts = [n % 2 == 0 for n in range(len(result.rules))]
-    together = writer.records(result, firsts)
+    together = writer.records(result, lambda keys: firsts)
     one_by_one = [
         writer.record(match, first_of_story=first)
         for match, first in zip(matcher.match(article).matches, firsts, strict=True)
@@ -213,7 +213,9 @@ def test_the_native_alert_writer_writes_what_python_writes(
     )
     result = matcher.match(article)
     firsts = [n % 3 != 1 for n in range(len(result.rules))]
-    native = writer.records(result, firsts)
+    asked: list[list[str]] = []
+    native = writer.records(result, lambda keys: asked.append(keys) or firsts)
+    assert asked == [[f"acme/{rule.rule_id}" for rule in result.rules]]  # once, in rule order
     python = [
         writer.record(match, first_of_story=first)
         for match, first in zip(result.matches, firsts, strict=True)
