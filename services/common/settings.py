@@ -57,6 +57,18 @@ class KafkaSettings(BaseSettings):
     )
 
 
+class ConsumerSettings(BaseSettings):
+    """What every service that consumes records in a group shares."""
+
+    model_config = _ENV
+
+    lag_interval_s: float = Field(
+        default=5,
+        gt=0,
+        description="Seconds between readings of the consumer lag, asked of the broker.",
+    )
+
+
 class LocalKafkaSettings(BaseSettings):
     """The one-node broker that `newsalert kafka up` and the test harness run on loopback."""
 
@@ -123,7 +135,7 @@ class IngestSettings(KafkaSettings, WebhookPolicySettings, LoggingSettings):
     feed_interval_s: float = Field(default=300, gt=0, description="Seconds between feed polls.")
 
 
-class MatcherSettings(KafkaSettings, LoggingSettings):
+class MatcherSettings(KafkaSettings, ConsumerSettings, LoggingSettings):
     """The matcher worker: its consumer group, its web port, story grouping."""
 
     model_config = _ENV
@@ -169,7 +181,7 @@ class ClientSettings(BaseSettings):
     )
 
 
-class NotifierSettings(KafkaSettings, WebhookPolicySettings, LoggingSettings):
+class NotifierSettings(KafkaSettings, ConsumerSettings, WebhookPolicySettings, LoggingSettings):
     """The notifier: webhook delivery limits, endpoint health, its web port."""
 
     model_config = _ENV

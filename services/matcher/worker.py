@@ -30,6 +30,7 @@ from schemas.watchlist import RuleRecord
 from services.common.batching_producer import BatchingProducer, Delivery, Record
 from services.common.compacted import CompactedView
 from services.common.kafka import KafkaError, encode, make_producer
+from services.common.lag import LagProbe, Partition, report_lag
 from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
@@ -60,6 +61,8 @@ class MatcherWorker:
             settings.bootstrap_servers, self.topics.rules.name, RuleRecord
         )
         self.rules_view.subscribe(self._on_rule)
+        self.lag = LagProbe(settings.bootstrap_servers, settings.matcher_group)
+        self._lag_task: asyncio.Task[None] | None = None
         self.stories = StoryView(
             settings.bootstrap_servers,
             self.topics.stories.name,
@@ -68,7 +71,6 @@ class MatcherWorker:
         self.processor = ArticleProcessor(self.stories.index)
         self._rules_changed = asyncio.Event()
         self._ready = asyncio.Event()
-        self._lag: dict[Any, int] = {}
         self._producer: Any = None
         self._batches: BatchingProducer | None = None
         self.app = self._build_app()
@@ -117,7 +119,24 @@ class MatcherWorker:
         self._compile()
         self._ready.set()
         log.info("matcher ready", extra={"rules": len(self.ruleset.matcher)})
+        await self.lag.start()
+        self._lag_task = asyncio.get_running_loop().create_task(
+            report_lag(
+                self.lag,
+                self._owned_articles,
+                self.metrics.consumer_lag,
+                self.settings.lag_interval_s,
+            )
+        )
         await self._keep_rules_current()
+
+    def _owned_articles(self) -> list[Partition]:
+        articles = self.topics.articles.name
+        return [
+            (tp.topic, tp.partition)
+            for tp in self.app.consumer.assignment()
+            if tp.topic == articles
+        ]
 
     # -- producing -----------------------------------------------------------------------
 
@@ -139,6 +158,11 @@ class MatcherWorker:
             await self._batches.close()
         if self._producer is not None:
             await self._producer.stop()
+
+    async def _stop_lag(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        await self.lag.stop()
 
     # -- articles ------------------------------------------------------------------------
 
@@ -174,7 +198,6 @@ class MatcherWorker:
             event, delivery = await unacked.get()
             await delivery
             await stream.ack(event)
-            self._record_lag(event.message)
             unacked.task_done()
 
     def _handle(self, event: Any) -> Delivery:
@@ -230,11 +253,6 @@ class MatcherWorker:
         )
         return delivery
 
-    def _record_lag(self, message: Any) -> None:
-        tp = message.tp
-        self._lag[tp] = max(0, self.app.consumer.highwater(tp) - message.offset - 1)
-        self.metrics.consumer_lag.set(sum(self._lag.values()))
-
     # -- faust ---------------------------------------------------------------------------
 
     def _build_app(self) -> faust.App:
@@ -280,6 +298,7 @@ class MatcherWorker:
             # By now faust has waited for every consumed article to be acknowledged, that is
             # for its records to be stored.
             await worker._stop_producer()
+            await worker._stop_lag()
 
         @app.page("/healthz")
         async def healthz(view: Any, request: Any) -> Any:

@@ -52,6 +52,7 @@ from services.common.kafka import (
     make_producer,
     topic_partitions,
 )
+from services.common.lag import LagProbe, report_lag
 from services.common.metrics import exposition, new_registry
 from services.common.offsets import OffsetTracker
 from services.common.settings import NotifierSettings
@@ -163,6 +164,7 @@ class Notifier:
         self._alerts: _Source | None = None
         self._queues: list[_Source] = []
         self._replays: _Source | None = None
+        self._lag = LagProbe(settings.bootstrap_servers, settings.notifier_group)
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -427,9 +429,6 @@ class Notifier:
             for partition, records in batches.items():
                 for record in records:
                     await self._route(record, source, partition)
-                lag = consumer.highwater(partition)
-                if lag is not None:
-                    self.metrics.consumer_lag.set(max(0, lag - records[-1].offset - 1))
 
     async def _route(self, record: Any, source: _Source, partition: Hashable) -> None:
         alert = _decoded(Alert, record, source, partition)
@@ -596,7 +595,12 @@ class Notifier:
         )
         for source in (self._alerts, *self._queues, self._replays):
             await source.consumer.start()
+        await self._lag.start()
+        lag = report_lag(
+            self._lag, self._alerts.consumer.assignment, self.metrics.consumer_lag, s.lag_interval_s
+        )
         self._tasks = [
+            asyncio.create_task(lag, name="notifier:lag"),
             asyncio.create_task(self._consume_alerts(self._alerts), name="notifier:alerts"),
             *(
                 asyncio.create_task(self._consume_queue(q), name=f"notifier:retry{n}")
@@ -625,6 +629,7 @@ class Notifier:
                 await source.consumer.stop()
         for view in (self._view, self._statuses, self.dead_letters):
             await view.stop()
+        await self._lag.stop()
         await self._client.close()
         if self._producer is not None:
             await self._producer.stop()

@@ -1,7 +1,8 @@
-"""Matcher workers of one consumer group: they split the work, and survive kill -9."""
+"""Matcher workers of one consumer group: they split the work, survive kill -9, report lag."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +88,27 @@ async def test_a_worker_killed_mid_stream_loses_no_alert(
         f"\nkill -9 at a third of the stream: {len(expected)} alert ids, none lost, "
         f"{len(ids) - len(set(ids))} duplicates"
     )
+
+
+async def test_the_lag_is_the_backlog_the_broker_holds_until_the_worker_has_done_it(
+    kafka_bootstrap: str, topics: Topics, start_matcher: MatcherFactory
+) -> None:
+    rules, articles = synthetic_workload(articles=3000, rules=40, seed=5)
+    await _load(kafka_bootstrap, topics, rules)
+    await _stream(kafka_bootstrap, topics, articles)  # a backlog before the worker starts
+    worker = start_matcher(NEWSALERT_LAG_INTERVAL_S="0.2")
+    await worker.wait_ready()
+    readings = []
+    deadline = asyncio.get_running_loop().time() + 120
+    # Another process: its /metrics is all there is to watch, so poll it.
+    while asyncio.get_running_loop().time() < deadline:
+        readings.append(await metric(worker, "newsalert_matcher_consumer_lag"))
+        if readings[-1] == 0 and await _consumed(worker) >= len(articles):
+            break
+        await asyncio.sleep(0.05)
+    assert readings[-1] == 0, f"lag readings: {readings[-20:]}"
+    # Read from the broker, the backlog shows before the worker has touched most of it.
+    assert 0 < max(readings) <= len(articles)
 
 
 async def _consumed(worker: ServiceProcess) -> float:
