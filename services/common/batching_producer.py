@@ -20,6 +20,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 # aiokafka ships no type information; see services/common/kafka.py.
@@ -44,8 +46,8 @@ class Delivery:
         if records == 0:
             done.set_result(None)
 
-    def _acknowledged(self) -> None:
-        self._pending -= 1
+    def _acknowledged(self, records: int) -> None:
+        self._pending -= records
         if self._pending == 0:
             self._done.set_result(None)
 
@@ -68,6 +70,19 @@ class _Lane:
         self.records: deque[tuple[bytes | None, bytes | None, Delivery]] = deque()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+
+
+class _Topic:
+    """One prepared topic: its partitions, each key's partition, each partition's lane."""
+
+    __slots__ = ("lanes", "partitions", "placed")
+
+    def __init__(self, partitions: list[int]) -> None:
+        self.partitions = partitions
+        # Keys repeat (an alert's key is its tenant and rule): murmur2 is pure Python in
+        # aiokafka, so each key is hashed once. Bounded against keys that never repeat.
+        self.placed: dict[bytes, int] = {}
+        self.lanes: dict[int, _Lane] = {}
 
 
 class BatchingProducer:
@@ -95,18 +110,14 @@ class BatchingProducer:
         self._retry_backoff_s = retry_backoff_s
         self._on_retry = on_retry
         self._partitioner = DefaultPartitioner()
-        self._partitions: dict[str, list[int]] = {}
-        self._lanes: dict[tuple[str, int], _Lane] = {}
-        # Keys repeat (an alert's key is its tenant and rule): murmur2 is pure Python in
-        # aiokafka, so each key is hashed once. Bounded against keys that never repeat.
-        self._placed: dict[tuple[str, bytes], int] = {}
+        self._topics: dict[str, _Topic] = {}
         self._placed_max = 1 << 16
 
     async def prepare(self, topics: Iterable[str]) -> None:
         """Learn the partitions of every topic `send` will be given (waits for metadata)."""
         for topic in topics:
             partitions = await self._producer.partitions_for(topic)
-            self._partitions[topic] = sorted(partitions)
+            self._topics[topic] = _Topic(sorted(partitions))
 
     def send(self, records: Iterable[Record]) -> Delivery:
         """Queue records for sending; the returned delivery completes when all are stored.
@@ -116,36 +127,43 @@ class BatchingProducer:
         """
         queued = list(records)
         delivery = Delivery(len(queued), asyncio.get_running_loop().create_future())
+        # An article's fifty-odd alerts come here together: per record, two lookups and an
+        # append; each lane touched is woken once.
+        woken: set[_Lane] = set()
         for topic, key, value in queued:
-            lane = self._lane(topic, self._partition(topic, key))
+            lane = self._lane(topic, key)
             lane.records.append((key, value, delivery))
+            woken.add(lane)
+        for lane in woken:
             lane.wake.set()
         return delivery
 
     async def close(self) -> None:
         """Stop the lanes' tasks; records not yet sent stay unacknowledged."""
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        lanes = [lane for prepared in self._topics.values() for lane in prepared.lanes.values()]
+        tasks = [lane.task for lane in lanes if lane.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- inside --------------------------------------------------------------------------
 
-    def _partition(self, topic: str, key: bytes | None) -> int:
-        partitions = self._partitions[topic]
+    def _lane(self, topic: str, key: bytes | None) -> _Lane:
+        """The lane of the partition Kafka's partitioner puts `key` in."""
+        prepared = self._topics[topic]
         if key is None:
-            return partitions[0]
-        placed = self._placed.get((topic, key))
-        if placed is None:
-            if len(self._placed) >= self._placed_max:
-                self._placed.clear()
-            placed = self._placed[(topic, key)] = self._partitioner(key, partitions, partitions)
-        return placed
-
-    def _lane(self, topic: str, partition: int) -> _Lane:
-        lane = self._lanes.get((topic, partition))
+            partition = prepared.partitions[0]
+        else:
+            placed = prepared.placed.get(key)
+            if placed is None:
+                if len(prepared.placed) >= self._placed_max:
+                    prepared.placed.clear()
+                partitions = prepared.partitions
+                placed = prepared.placed[key] = self._partitioner(key, partitions, partitions)
+            partition = placed
+        lane = prepared.lanes.get(partition)
         if lane is None:
-            lane = self._lanes[(topic, partition)] = _Lane(topic, partition)
+            lane = prepared.lanes[partition] = _Lane(topic, partition)
             lane.task = asyncio.get_running_loop().create_task(self._run(lane))
         return lane
 
@@ -160,12 +178,13 @@ class BatchingProducer:
         batch = self._producer.create_batch()
         taken: list[tuple[bytes | None, bytes | None, Delivery]] = []
         records = lane.records
+        append, take, popleft = batch.append, taken.append, records.popleft
         while records:
             key, value, _ = records[0]
             # The first record always fits; a full batch says None.
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            if append(key=key, value=value, timestamp=None) is None:
                 break
-            taken.append(records.popleft())
+            take(popleft())
         batch.close()
         try:
             # Waits while this partition's previous batch is still queued in aiokafka: the
@@ -189,8 +208,9 @@ class BatchingProducer:
             self._requeue(lane, taken, failure)
             asyncio.get_running_loop().call_later(self._retry_backoff_s, lane.wake.set)
             return
-        for _, _, delivery in taken:
-            delivery._acknowledged()
+        # One send's records sit together in a lane: acknowledged a run at a time.
+        for delivery, run in groupby(taken, key=itemgetter(2)):
+            delivery._acknowledged(sum(1 for _ in run))
 
     def _requeue(
         self,
