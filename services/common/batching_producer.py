@@ -129,12 +129,12 @@ class BatchingProducer:
         delivery = Delivery(len(queued), asyncio.get_running_loop().create_future())
         # An article's fifty-odd alerts come here together: per record, two lookups and an
         # append; each lane touched is woken once.
-        woken: set[_Lane] = set()
-        for topic, key, value in queued:
-            lane = self._lane(topic, key)
+        # Every lane is found before any record is queued: a topic not prepared refuses the
+        # whole send, not the rest of it.
+        lanes = [self._lane(topic, key) for topic, key, _ in queued]
+        for lane, (_, key, value) in zip(lanes, queued, strict=True):
             lane.records.append((key, value, delivery))
-            woken.add(lane)
-        for lane in woken:
+        for lane in set(lanes):
             lane.wake.set()
         return delivery
 

@@ -10,6 +10,7 @@ matters. The probe asks the broker instead, on connections of its own, every few
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from aiokafka import TopicPartition  # type: ignore[import-untyped,unused-ignore
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 from prometheus_client import Gauge
 
-from services.common.kafka import KafkaError, make_consumer
+from services.common.kafka import make_consumer
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +54,55 @@ class LagProbe:
         self._offsets: Any = None
 
     async def start(self) -> None:
-        """Connect; aiokafka clients belong to the loop they are made in, so they are made here."""
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._bootstrap, client_id="newsalert-lag-probe"
-        )
-        # Groupless: it only reads offsets, never records, and joins no group.
-        self._offsets = make_consumer(
-            self._bootstrap, group_id=None, client_id="newsalert-lag-probe"
-        )
-        await self._admin.start()
-        await self._offsets.start()
+        """Connect now rather than at the first reading.
+
+        A service that stops while a reading is connecting would leave aiokafka's bootstrap
+        connection open (it is not safe to cancel); connected here, before any reading task
+        runs, the readings never connect. After a failed attempt they do, and retry.
+        """
+        await self._connected()
 
     async def stop(self) -> None:
-        """Close both connections (if started)."""
-        if self._offsets is not None:
-            await self._offsets.stop()
-        if self._admin is not None:
-            await self._admin.close()
+        """Close the probe's connections, if it made them."""
+        admin, offsets = self._admin, self._offsets
+        self._admin = self._offsets = None
+        # Each closed on its own: one that was only half open must not keep the other open.
+        if offsets is not None:
+            with contextlib.suppress(Exception):
+                await offsets.stop()
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    async def _connected(self) -> tuple[Any, Any]:
+        # aiokafka clients belong to the loop they are made in, so they are made here.
+        if self._admin is None or self._offsets is None:
+            self._admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap, client_id="newsalert-lag-probe"
+            )
+            # Groupless: it only reads offsets, never records, and joins no group.
+            self._offsets = make_consumer(
+                self._bootstrap, group_id=None, client_id="newsalert-lag-probe"
+            )
+            try:
+                await self._admin.start()
+                await self._offsets.start()
+            except BaseException:
+                await self.stop()
+                raise
+        return self._admin, self._offsets
 
     async def lag(self, owned: Iterable[Partition]) -> int:
         """Records waiting in `owned`, by the broker's end offsets and the group's commits."""
-        assert self._offsets is not None, "start the probe first"
         partitions = [TopicPartition(topic, partition) for topic, partition in owned]
         if not partitions:
             return 0
-        ends = await self._offsets.end_offsets(partitions)
-        commits = await self._admin.list_consumer_group_offsets(self._group, partitions=partitions)
+        admin, offsets = await self._connected()
+        ends = await offsets.end_offsets(partitions)
+        commits = await admin.list_consumer_group_offsets(self._group, partitions=partitions)
         committed = {tp: meta.offset for tp, meta in commits.items() if meta.offset >= 0}
         uncommitted = [tp for tp in partitions if tp not in committed]
-        beginnings = await self._offsets.beginning_offsets(uncommitted) if uncommitted else {}
+        beginnings = await offsets.beginning_offsets(uncommitted) if uncommitted else {}
         return records_waiting(ends, committed, beginnings)
 
 
@@ -93,11 +114,12 @@ async def report_lag(
 ) -> None:
     """Set `gauge` to the lag of the partitions `owned()` names, every `interval_s`, for ever.
 
-    A broker that does not answer leaves the gauge as it was and is asked again next time.
+    A reading that fails (a broker that does not answer, a connection lost) leaves the gauge
+    as it was and is tried again next time: the loop outlives any one failure.
     """
     while True:
         try:
             gauge.set(await probe.lag(owned()))
-        except KafkaError as exc:
+        except Exception as exc:  # a metric must never end the loop that keeps it current
             log.warning("consumer lag could not be read", extra={"error": repr(exc)})
         await asyncio.sleep(interval_s)

@@ -48,9 +48,10 @@ applying the records other workers write, to group articles it did not see itsel
 
 Speed
 -----
-Shingling and band keys run per article in the native core (`newsalert_native`,
-services/matcher/native/src/shingles.rs); `shingle_hashes`, `Fingerprint.signature` and
-`reference_band_keys` here are their definition, and the tests hold the two equal.
+Shingling, band keys, passages and the overlap of two fingerprints run in the native core
+(`newsalert_native`, services/matcher/native/src/shingles.rs), and cross into Python as
+arrays, not a Python int per hash. `shingle_hashes`, `Fingerprint.signature` and
+`reference_band_keys` here define the first two, and the tests hold the two sides equal.
 
 A story's state (its article count and sources) is that of its latest article still held, so
 an index rebuilt from records answers exactly as the original; a rule's claim to the first

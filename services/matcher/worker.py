@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gc
 import logging
 import time
@@ -119,7 +120,8 @@ class MatcherWorker:
         self._compile()
         self._ready.set()
         log.info("matcher ready", extra={"rules": len(self.ruleset.matcher)})
-        await self.lag.start()
+        # A task of its own, which outlives any failed reading (the probe connects at the
+        # first, and again after a failure): lag must never stop rule changes from compiling.
         self._lag_task = asyncio.get_running_loop().create_task(
             report_lag(
                 self.lag,
@@ -162,6 +164,8 @@ class MatcherWorker:
     async def _stop_lag(self) -> None:
         if self._lag_task is not None:
             self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._lag_task
         await self.lag.stop()
 
     # -- articles ------------------------------------------------------------------------

@@ -143,8 +143,8 @@ async def _producing_alone(
         limit = MatcherSettings().matcher_max_in_flight
         in_flight: deque[Delivery] = deque()
         started, cpu = time.perf_counter(), time.thread_time()
-        for records in alerts:
-            in_flight.append(batching.send([(topics.alerts.name, k, v) for k, v in records]))
+        for article in alerts:
+            in_flight.append(batching.send([(topics.alerts.name, k, v) for k, v in article]))
             if len(in_flight) >= limit:
                 await in_flight.popleft()
             else:
@@ -155,10 +155,10 @@ async def _producing_alone(
         await batching.close()
     finally:
         await producer.stop()
-    records = sum(map(len, alerts))
+    total = sum(map(len, alerts))
     return {
-        "records": records,
-        "records_per_s": round(records / elapsed),
+        "records": total,
+        "records_per_s": round(total / elapsed),
         "us_per_article": round(elapsed / len(alerts) * 1e6),
         "cpu_us_per_article": round(cpu / len(alerts) * 1e6),
     }

@@ -201,15 +201,6 @@ class MatchResult:
         self._indices = indices
         self._matches = matches
 
-    def evidence_json(self) -> list[str] | None:
-        """The evidence of every match, in rule order, as alerts carry it (see
-        `ArticleView.evidence_json`); None for a result the native core did not scan."""
-        native = self.native_evidence()
-        if native is None:
-            return None
-        writer, scan, indices = native
-        return writer.json_many(scan, indices)
-
     def native_evidence(self) -> tuple[EvidenceWriter, Scan, list[int]] | None:
         """The article's native evidence writer, its scan, and the core's index of each
         match, in rule order: what quotes this result's evidence natively (as alerts do);

@@ -74,7 +74,6 @@ class EvidenceWriter:
         context: int,
     ) -> None: ...
     def json(self, scan: Scan, index: int) -> str: ...
-    def json_many(self, scan: Scan, indices: list[int]) -> list[str]: ...
 
 class Core:
     """A ruleset ready to scan articles."""
@@ -113,7 +112,7 @@ def write_alerts(
     evidence: EvidenceWriter,
     scan: Scan,
     indices: list[int],
-    rules: Sequence[tuple[object, ...]],  # alerts.py RuleParts: fields at 2, id_prefix at 3
+    rules: Sequence[object],  # alerts.py RuleParts: its `fields` and `id_prefix` are read
     first_of_story: list[bool],
     article_id: bytes,
     frame: tuple[str, str, str, str],

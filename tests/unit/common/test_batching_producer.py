@@ -190,8 +190,37 @@ async def test_a_send_of_nothing_is_delivered_at_once() -> None:
     await producer.close()
 
 
-async def test_a_topic_not_prepared_is_refused() -> None:
-    producer = await _producer(FakeProducer())
+async def test_a_topic_not_prepared_refuses_the_whole_send() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake)
     with pytest.raises(KeyError):
-        producer.send([("elsewhere", b"k", b"v")])
+        producer.send([(TOPIC, b"k", b"queued?"), ("elsewhere", b"k", b"v")])
+    delivery = producer.send([(TOPIC, b"k", b"next")])
+    _, batch, future = await fake.next_batch()
+    assert batch.records == [(b"k", b"next")]  # nothing of the refused send went out
+    future.set_result(None)
+    await asyncio.wait_for(delivery, 5)
+    await producer.close()
+
+
+async def test_one_batch_of_several_sends_completes_each_send_exactly_once_stored() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake)
+    key = b"tenant/rule"
+    first = producer.send([(TOPIC, key, b"first")])  # goes out alone
+    _, _, in_flight = await fake.next_batch()
+    a = producer.send([(TOPIC, key, b"a1"), (TOPIC, key, b"a2")])
+    b = producer.send([(TOPIC, key, b"b1")])
+    c = producer.send([(TOPIC, key, b"c1"), (TOPIC, b"other/rule", b"c2"), (TOPIC, key, b"c3")])
+    in_flight.set_result(None)
+    await first
+    _, batch, future = await fake.next_batch()  # every record of key, from a, b and c
+    assert [value for _, value in batch.records] == [b"a1", b"a2", b"b1", b"c1", b"c3"]
+    future.set_result(None)
+    await asyncio.wait_for(asyncio.gather(a, b), 5)
+    assert not c.done()  # c2 went to another partition's batch, not yet stored
+    while not c.done():
+        _, _, future = await fake.next_batch()
+        future.set_result(None)
+        await asyncio.sleep(0)
     await producer.close()

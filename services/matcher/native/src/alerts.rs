@@ -7,8 +7,9 @@
 //! kilobyte each: in Python, joining and encoding them cost more than matching the article.
 
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyString};
 use sha2::{Digest, Sha256};
 
 use crate::quote::{push_hex, EvidenceWriter};
@@ -21,7 +22,7 @@ const ID_BYTES: usize = 16;
 /// (UTF-8 JSON) and their ids.
 ///
 /// `rules[i]` is the `RuleParts` of `indices[i]`'s rule (its `fields` and `id_prefix` are
-/// read), `first_of_story[i]` its flag; `frame` is what every alert of the article shares:
+/// read, by name), `first_of_story[i]` its flag; `frame` is what every alert of the article shares:
 /// the text before the id, from after the rule's fields to the evidence, from after the
 /// evidence to the flag, and after the flag.
 #[pyfunction]
@@ -31,7 +32,7 @@ pub fn write_alerts<'py>(
     mut evidence: PyRefMut<'py, EvidenceWriter>,
     scan: PyRef<'py, Scan>,
     indices: Vec<usize>,
-    rules: &Bound<'py, PyList>,
+    rules: Vec<Bound<'py, PyAny>>,
     first_of_story: Vec<bool>,
     article_id: &[u8],
     frame: (String, String, String, String),
@@ -48,9 +49,9 @@ pub fn write_alerts<'py>(
     let mut values = Vec::with_capacity(indices.len());
     let mut ids = Vec::with_capacity(indices.len());
     let mut value = String::new();
-    for ((index, parts), first) in indices.into_iter().zip(rules.iter()).zip(first_of_story) {
-        let fields = parts.get_item(2)?;
-        let prefix = parts.get_item(3)?;
+    for ((index, parts), first) in indices.into_iter().zip(&rules).zip(first_of_story) {
+        let fields = parts.getattr(intern!(py, "fields"))?;
+        let prefix = parts.getattr(intern!(py, "id_prefix"))?;
         let id = alert_id(prefix.cast::<PyBytes>()?.as_bytes(), article_id);
         value.clear();
         value.push_str(&head);

@@ -321,9 +321,4 @@ impl EvidenceWriter {
     fn json(&mut self, scan: &Scan, index: usize) -> PyResult<String> {
         self.write(scan, index)
     }
-
-    /// `json` of each of `indices`, in one call: an article at 10k rules quotes about fifty.
-    fn json_many(&mut self, scan: &Scan, indices: Vec<usize>) -> PyResult<Vec<String>> {
-        indices.into_iter().map(|i| self.write(scan, i)).collect()
-    }
 }

@@ -2,9 +2,9 @@
 //! one-permutation MinHash signature folded into LSH band keys, and the overlap of two
 //! fingerprints. No I/O.
 //!
-//! The definitions, and what they are for, are in `services/matcher/stories.py`, which keeps
-//! a Python version of each function as the reference; tests/unit/matcher/test_stories.py
-//! holds these equal to it.
+//! What they are for is in `services/matcher/stories.py`. Shingles and band keys have a
+//! Python definition there, which tests/unit/matcher/test_stories.py holds these equal to;
+//! passages and overlaps are plain enough to be stated in the tests themselves.
 
 use std::cmp::Ordering;
 
