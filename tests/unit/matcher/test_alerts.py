@@ -32,6 +32,17 @@ TRICKY = [
 ]
 
 
+def _writer(article: Article, story_sources: list[str] | None = None) -> ArticleAlerts:
+    """The alert writer of `article`, in story `story_1`, matched at MATCHED_AT."""
+    return ArticleAlerts(
+        article,
+        rule_fields=RuleFields(),
+        story_id="story_1",
+        story_sources=story_sources or [],
+        matched_at=MATCHED_AT,
+    )
+
+
 def _matcher() -> Matcher:
     rules = [
         WatchlistRule(
@@ -64,13 +75,7 @@ def test_an_alert_record_is_byte_for_byte_what_the_alert_model_writes(
         received_at=datetime(2023, 4, 15, 9, 31, 5, 250000, tzinfo=UTC),
     )
     sources = ["example.com", 'odd "source"']
-    writer = ArticleAlerts(
-        article,
-        rule_fields=RuleFields(),
-        story_id="story_1",
-        story_sources=sources,
-        matched_at=MATCHED_AT,
-    )
+    writer = _writer(article, sources)
     matches = _matcher().match(article).matches
     assert matches
     for match in matches:
@@ -99,9 +104,7 @@ def test_an_alert_record_is_byte_for_byte_what_the_alert_model_writes(
 
 def test_an_alert_without_optional_article_fields_is_still_the_model_s_json() -> None:
     article = Article(article_id="art-2", title="", body="Li Shangfu", received_at=MATCHED_AT)
-    writer = ArticleAlerts(
-        article, rule_fields=RuleFields(), story_id="s", story_sources=[], matched_at=MATCHED_AT
-    )
+    writer = _writer(article)
     [match] = _matcher().match(article).matches
     record = writer.record(match, first_of_story=True)
     parsed = Alert.model_validate_json(record.value)
@@ -177,9 +180,7 @@ def test_the_native_evidence_is_the_evidence_python_quotes(title: str, body: str
 @pytest.mark.parametrize("body", TRICKY)
 def test_the_alerts_of_a_whole_result_are_the_alerts_of_each_match(body: str) -> None:
     article = Article(article_id="art-3", title="Li Shangfu", body=body, received_at=MATCHED_AT)
-    writer = ArticleAlerts(
-        article, rule_fields=RuleFields(), story_id="s", story_sources=[], matched_at=MATCHED_AT
-    )
+    writer = _writer(article)
     matcher = _matcher()
     result = matcher.match(article)
     firsts = [n % 2 == 0 for n in range(len(result.rules))]
@@ -204,13 +205,7 @@ def test_the_native_alert_writer_writes_what_python_writes(
 ) -> None:
     matcher, _ = Matcher.build(("acme", r) for r in _EVIDENCE_RULES)
     article = Article(article_id=article_id, title=title, body=body, received_at=MATCHED_AT)
-    writer = ArticleAlerts(
-        article,
-        rule_fields=RuleFields(),
-        story_id="story_1",
-        story_sources=story_sources,
-        matched_at=MATCHED_AT,
-    )
+    writer = _writer(article, story_sources)
     result = matcher.match(article)
     firsts = [n % 3 != 1 for n in range(len(result.rules))]
     asked: list[list[str]] = []
