@@ -5,7 +5,8 @@ aiokafka's `send`), each record pays for a future, a metadata check, a partition
 queue append: about 200 µs through faust, far more than matching the article. Here records are
 buffered per partition, and each partition's buffer goes to aiokafka as one batch as soon as
 that partition's previous batch has left (aiokafka queues one batch per partition): the busier
-the stream, the bigger the batches.
+the stream, the bigger the batches. A batch is written natively in one call
+(`newsalert_native.RecordBatch`, byte for byte what aiokafka would write record by record).
 
 Each `send` returns a `Delivery` that completes when every one of its records was acknowledged
 (the producer is idempotent with acks=all): the caller commits its input offset only then.
@@ -17,17 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from functools import partial
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 # aiokafka ships no type information; see services/common/kafka.py.
 from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped,unused-ignore]
+from newsalert_native import RecordBatch
 
-from services.common.kafka import KafkaError
+from services.common.kafka import MAX_BATCH_BYTES, KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +60,63 @@ class Delivery:
         return self._done.__await__()
 
 
+Run = list[Any]
+"""[delivery, records]: how many of a lane's records, in a row, belong to one `send`."""
+
+
 class _Lane:
     """The records waiting for one topic-partition, and the task that sends them."""
 
-    __slots__ = ("partition", "records", "task", "topic", "wake")
+    __slots__ = ("keys", "partition", "runs", "task", "topic", "values", "wake")
 
     def __init__(self, topic: str, partition: int) -> None:
         self.topic = topic
         self.partition = partition
-        self.records: deque[tuple[bytes | None, bytes | None, Delivery]] = deque()
+        # Columns, as `RecordBatch` takes them: a batch is written from their heads.
+        self.keys: list[bytes | None] = []
+        self.values: list[bytes | None] = []
+        self.runs: deque[Run] = deque()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
+    def take(self, count: int) -> tuple[list[bytes | None], list[bytes | None], list[Run]]:
+        """Remove the first `count` records: their keys, values and runs."""
+        keys, values = self.keys[:count], self.values[:count]
+        del self.keys[:count], self.values[:count]
+        runs: list[Run] = []
+        while count:
+            run = self.runs[0]
+            if run[1] <= count:
+                runs.append(self.runs.popleft())
+                count -= run[1]
+            else:  # the batch ends inside this send's records
+                runs.append([run[0], count])
+                run[1] -= count
+                count = 0
+        return keys, values, runs
+
+    def put_back(
+        self, keys: list[bytes | None], values: list[bytes | None], runs: list[Run]
+    ) -> None:
+        """Return records `take` removed to the front, to be sent first."""
+        self.keys[:0] = keys
+        self.values[:0] = values
+        self.runs.extendleft(reversed(runs))
+
+
+_Taken = tuple[list[bytes | None], list[bytes | None], list[Run]]
+
 
 class _Topic:
-    """One prepared topic: its partitions, each key's partition, each partition's lane."""
+    """One prepared topic: its partitions and each key's lane."""
 
     __slots__ = ("lanes", "partitions", "placed")
 
     def __init__(self, partitions: list[int]) -> None:
         self.partitions = partitions
         # Keys repeat (an alert's key is its tenant and rule): murmur2 is pure Python in
-        # aiokafka, so each key is hashed once. Bounded against keys that never repeat.
-        self.placed: dict[bytes, int] = {}
+        # aiokafka, so each key is placed once. Bounded against keys that never repeat.
+        self.placed: dict[bytes | None, _Lane] = {}
         self.lanes: dict[int, _Lane] = {}
 
 
@@ -96,17 +131,20 @@ class BatchingProducer:
         self,
         producer: Any,
         *,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
         retry_backoff_s: float = 0.5,
         on_retry: Callable[[str, KafkaError], None] | None = None,
     ) -> None:
         """Wrap `producer`, an AIOKafkaProducer the caller starts and stops.
 
         Args:
-            producer: the started producer; its `max_batch_size` bounds each batch.
+            producer: the started producer.
+            max_batch_bytes: bound of each batch (a record larger alone goes alone).
             retry_backoff_s: pause before a failed batch is sent again.
             on_retry: called with the topic and the error each time a batch is requeued.
         """
         self._producer = producer
+        self._max_batch_bytes = max_batch_bytes
         self._retry_backoff_s = retry_backoff_s
         self._on_retry = on_retry
         self._partitioner = DefaultPartitioner()
@@ -127,14 +165,18 @@ class BatchingProducer:
         """
         queued = list(records)
         delivery = Delivery(len(queued), asyncio.get_running_loop().create_future())
-        # An article's fifty-odd alerts come here together: per record, two lookups and an
-        # append; each lane touched is woken once.
+        # An article's fifty-odd alerts come here together: per record, a lookup and two
+        # appends; each lane touched gets one run and is woken once.
         # Every lane is found before any record is queued: a topic not prepared refuses the
         # whole send, not the rest of it.
         lanes = [self._lane(topic, key) for topic, key, _ in queued]
+        counts: dict[_Lane, int] = {}
         for lane, (_, key, value) in zip(lanes, queued, strict=True):
-            lane.records.append((key, value, delivery))
-        for lane in set(lanes):
+            lane.keys.append(key)
+            lane.values.append(value)
+            counts[lane] = counts.get(lane, 0) + 1
+        for lane, count in counts.items():
+            lane.runs.append([delivery, count])
             lane.wake.set()
         return delivery
 
@@ -151,41 +193,34 @@ class BatchingProducer:
     def _lane(self, topic: str, key: bytes | None) -> _Lane:
         """The lane of the partition Kafka's partitioner puts `key` in."""
         prepared = self._topics[topic]
+        lane = prepared.placed.get(key)
+        if lane is not None:
+            return lane
         if key is None:
             partition = prepared.partitions[0]
         else:
-            placed = prepared.placed.get(key)
-            if placed is None:
-                if len(prepared.placed) >= self._placed_max:
-                    prepared.placed.clear()
-                partitions = prepared.partitions
-                placed = prepared.placed[key] = self._partitioner(key, partitions, partitions)
-            partition = placed
+            partitions = prepared.partitions
+            partition = self._partitioner(key, partitions, partitions)
         lane = prepared.lanes.get(partition)
         if lane is None:
             lane = prepared.lanes[partition] = _Lane(topic, partition)
             lane.task = asyncio.get_running_loop().create_task(self._run(lane))
+        if len(prepared.placed) >= self._placed_max:
+            prepared.placed.clear()
+        prepared.placed[key] = lane
         return lane
 
     async def _run(self, lane: _Lane) -> None:
         while True:
             await lane.wake.wait()
             lane.wake.clear()
-            while lane.records:
+            while lane.keys:
                 await self._send_one_batch(lane)
 
     async def _send_one_batch(self, lane: _Lane) -> None:
-        batch = self._producer.create_batch()
-        taken: list[tuple[bytes | None, bytes | None, Delivery]] = []
-        records = lane.records
-        append, take, popleft = batch.append, taken.append, records.popleft
-        while records:
-            key, value, _ = records[0]
-            # The first record always fits; a full batch says None.
-            if append(key=key, value=value, timestamp=None) is None:
-                break
-            take(popleft())
-        batch.close()
+        # The first record always fits; the rest as far as `max_batch_bytes` allows.
+        batch = RecordBatch(lane.keys, lane.values, self._max_batch_bytes, int(time.time() * 1000))
+        taken = lane.take(batch.record_count())
         try:
             # Waits while this partition's previous batch is still queued in aiokafka: the
             # records arriving meanwhile make the next batch.
@@ -196,32 +231,21 @@ class BatchingProducer:
             return
         sent.add_done_callback(partial(self._settled, lane, taken))
 
-    def _settled(
-        self,
-        lane: _Lane,
-        taken: list[tuple[bytes | None, bytes | None, Delivery]],
-        sent: asyncio.Future[Any],
-    ) -> None:
+    def _settled(self, lane: _Lane, taken: _Taken, sent: asyncio.Future[Any]) -> None:
         error = None if sent.cancelled() else sent.exception()
         if sent.cancelled() or error is not None:
             failure = error if isinstance(error, KafkaError) else KafkaError(repr(error))
             self._requeue(lane, taken, failure)
             asyncio.get_running_loop().call_later(self._retry_backoff_s, lane.wake.set)
             return
-        # One send's records sit together in a lane: acknowledged a run at a time.
-        for delivery, run in groupby(taken, key=itemgetter(2)):
-            delivery._acknowledged(sum(1 for _ in run))
+        for delivery, count in taken[2]:
+            delivery._acknowledged(count)
 
-    def _requeue(
-        self,
-        lane: _Lane,
-        taken: list[tuple[bytes | None, bytes | None, Delivery]],
-        error: KafkaError,
-    ) -> None:
+    def _requeue(self, lane: _Lane, taken: _Taken, error: KafkaError) -> None:
         log.warning(
             "a batch was not stored; it will be sent again",
             extra={"topic": lane.topic, "partition": lane.partition, "error": repr(error)},
         )
         if self._on_retry is not None:
             self._on_retry(lane.topic, error)
-        lane.records.extendleft(reversed(taken))
+        lane.put_back(*taken)

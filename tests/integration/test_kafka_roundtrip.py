@@ -11,6 +11,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from services.common.batching_producer import BatchingProducer
 from services.common.kafka import ensure_topics, make_consumer, make_producer
 from services.common.topics import Topics
 
@@ -94,6 +95,42 @@ async def test_our_record_is_read_by_kcat(kafka_bootstrap: str, topics: Topics, 
 
     records = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert [(r["key"], r["payload"]) for r in records] == [("acme/r-1", value.decode())]
+
+
+async def test_batches_written_natively_are_stored_by_an_idempotent_producer_and_read_back(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    topic = topics.alerts.name
+    sent = [
+        (f"tenant/rule-{n % 7}".encode(), None if n % 50 == 0 else f"alert {n}".encode())
+        for n in range(300)
+    ]
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        batching = BatchingProducer(producer, max_batch_bytes=2048)  # several batches a lane
+        await batching.prepare([topic])
+        deliveries = [
+            batching.send([(topic, k, v) for k, v in sent[n : n + 30]]) for n in range(0, 300, 30)
+        ]
+        await asyncio.wait_for(asyncio.gather(*deliveries), DEADLINE_S)
+        await batching.close()
+    finally:
+        await producer.stop()
+
+    consumer = make_consumer(kafka_bootstrap, topic, group_id=f"test-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    try:
+        read: list[tuple[bytes | None, bytes | None]] = []
+        while len(read) < len(sent):
+            batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), DEADLINE_S)
+            read.extend((r.key, r.value) for records in batches.values() for r in records)
+    finally:
+        await consumer.stop()
+
+    assert sorted(read, key=repr) == sorted(sent, key=repr)
+    for key in {k for k, _ in sent}:  # one key, one partition: its records in the order sent
+        assert [v for k, v in read if k == key] == [v for k, v in sent if k == key]
 
 
 async def test_ensure_topics_is_idempotent_and_applies_topic_config(

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatch
+from newsalert_native import RecordBatch
 
 from services.common.batching_producer import BatchingProducer
 
@@ -20,40 +22,27 @@ TOPIC = "alerts"
 PARTITIONS = 3
 
 
-class FakeBatch:
-    """aiokafka's BatchBuilder: append says None when full; the first record always fits."""
+class SentBatch:
+    """A batch as the broker would read it (through aiokafka's reader)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.records: list[tuple[bytes | None, bytes | None]] = []
-        self.capacity = capacity
-        self.closed = False
-
-    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> object | None:
-        if self.closed or len(self.records) >= self.capacity:
-            return None
-        self.records.append((key, value))
-        return object()
-
-    def close(self) -> None:
-        self.closed = True
+    def __init__(self, batch: RecordBatch) -> None:
+        read = DefaultRecordBatch(batch._build())
+        assert read.validate_crc()
+        self.records = [(record.key, record.value) for record in read]
 
 
 class FakeProducer:
     """Queues one batch per partition, as aiokafka does; the test settles each batch."""
 
-    def __init__(self, capacity: int = 1000) -> None:
-        self.capacity = capacity
-        self.batches: list[tuple[str, int, FakeBatch, asyncio.Future[None]]] = []
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, int, SentBatch, asyncio.Future[None]]] = []
         self.arrived = asyncio.Event()
         self.refuse_next = 0
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(PARTITIONS))
 
-    def create_batch(self) -> FakeBatch:
-        return FakeBatch(self.capacity)
-
-    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+    async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> Any:
         for _, earlier_partition, _, future in self.batches:
             if earlier_partition == partition and not future.done():
                 await asyncio.wait([future])
@@ -61,11 +50,11 @@ class FakeProducer:
             self.refuse_next -= 1
             raise KafkaTimeoutError()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.batches.append((topic, partition, batch, future))
+        self.batches.append((topic, partition, SentBatch(batch), future))
         self.arrived.set()
         return future
 
-    async def next_batch(self) -> tuple[int, FakeBatch, asyncio.Future[None]]:
+    async def next_batch(self) -> tuple[int, SentBatch, asyncio.Future[None]]:
         """The oldest batch not settled yet, waiting for one to arrive."""
         while True:
             for _, partition, batch, future in self.batches:
@@ -140,8 +129,9 @@ async def test_records_arriving_while_a_batch_is_on_its_way_make_one_next_batch(
 
 
 async def test_a_full_batch_leaves_the_rest_for_the_next_one() -> None:
-    fake = FakeProducer(capacity=4)
-    producer = await _producer(fake)
+    fake = FakeProducer()
+    # A batch's header is 61 bytes, and each of these records 16: room for four.
+    producer = await _producer(fake, max_batch_bytes=61 + 4 * 16 + 15)
     delivery = producer.send([(TOPIC, b"same-key", str(n).encode()) for n in range(10)])
     sizes = []
     while not delivery.done():
@@ -223,4 +213,20 @@ async def test_one_batch_of_several_sends_completes_each_send_exactly_once_store
         _, _, future = await fake.next_batch()
         future.set_result(None)
         await asyncio.sleep(0)
+    await producer.close()
+
+
+async def test_a_failed_batch_ending_inside_a_send_is_sent_again_and_completes_it_once() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake, max_batch_bytes=61 + 4 * 16 + 15)  # four records a batch
+    values = [str(n).encode() for n in range(10)]
+    delivery = producer.send([(TOPIC, b"same-key", value) for value in values])
+    _, batch, future = await fake.next_batch()
+    assert batch.records == [(b"same-key", value) for value in values[:4]]
+    future.set_exception(KafkaTimeoutError())
+    while not delivery.done():
+        _, _, future = await fake.next_batch()
+        future.set_result(None)
+        await asyncio.sleep(0)
+    assert sorted(value for _, _, value in fake.stored()) == sorted(values)
     await producer.close()

@@ -13,6 +13,10 @@
 //! prefix) and `"\x01a\x01b\x01"` (stemmed tokens). Matching works on whole tokens: a hash
 //! lookup per token, a check of the following tokens for phrases, and a walk down a trie for
 //! prefixes. That costs per token, not per character and per automaton state.
+//!
+//! Beside the engine, the worker's other per-alert work is here too: story grouping's
+//! arithmetic (`shingles.rs`), alert JSON (`alerts.rs`, `quote.rs`) and the Kafka record
+//! batches the alerts leave in (`records.rs`).
 
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
@@ -29,6 +33,7 @@ mod compile;
 mod pick;
 mod query;
 mod quote;
+mod records;
 mod shingles;
 mod tokens;
 
@@ -2050,6 +2055,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StemCache>()?;
     m.add_class::<compile::RuleCompiler>()?;
     m.add_class::<quote::EvidenceWriter>()?;
+    m.add_class::<records::RecordBatch>()?;
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::shared_hashes, m)?)?;
