@@ -66,7 +66,12 @@ class ArticleProcessor:
         # Every article joins the story index, matched or not, so that "sources that carried
         # the story" counts every outlet, and a later copy finds the earlier one.
         story = self.stories.assign(
-            article.article_id, article.source, article.received_at, article.title, article.body
+            article.article_id,
+            article.source,
+            article.received_at,
+            article.title,
+            article.body,
+            result.scan_texts,
         )
         writer = ArticleAlerts(
             article,

@@ -77,6 +77,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise, repeat
+from operator import attrgetter
 
 import newsalert_native
 
@@ -148,10 +149,17 @@ class Fingerprint:
         return cls(hashes, limit)
 
     @classmethod
-    def of_text(cls, title: str, body: str) -> Fingerprint:
-        """The fingerprint of an article's title and body (`shingle_hashes`, natively)."""
-        fields = [analyze(title).scan_text, analyze(body).scan_text]
-        hashes = array("I", newsalert_native.shingle_hashes(fields, SHINGLE_WORDS))
+    def of_text(
+        cls, title: str, body: str, scan_texts: tuple[str, str] | None = None
+    ) -> Fingerprint:
+        """The fingerprint of an article's title and body (`shingle_hashes`, natively).
+
+        `scan_texts` are title and body as `analyze` leaves them (`TokenStream.scan_text`),
+        when the caller has them already; they are worked out otherwise.
+        """
+        if scan_texts is None:
+            scan_texts = (analyze(title).scan_text, analyze(body).scan_text)
+        hashes = array("I", newsalert_native.shingle_hashes(list(scan_texts), SHINGLE_WORDS))
         return cls._capped(hashes, MAX_SHINGLES)
 
     def __len__(self) -> int:
@@ -309,6 +317,12 @@ class _Entry:
     bands: array[int]
     passages: array[int]
     first_for: set[str] = field(default_factory=set)  # rule keys, `tenant/rule_id`
+    # Entries are ordered by time, then id (ids are unique, so no two are equal): kept as a
+    # tuple, as sorting and the postings' insort compare it far more often than it is made.
+    order: tuple[datetime, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order = (self.at, self.article_id)
 
     def assignment(self) -> StoryAssignment:
         return StoryAssignment(
@@ -316,8 +330,7 @@ class _Entry:
         )
 
 
-def _order(entry: _Entry) -> tuple[datetime, str]:
-    return (entry.at, entry.article_id)
+_order = attrgetter("order")
 
 
 @dataclass(slots=True, eq=False)
@@ -328,14 +341,14 @@ class _Story:
 
     def add(self, entry: _Entry) -> None:
         self.members[entry.article_id] = entry
-        if self.head is None or (entry.ordinal, _order(entry)) > (
+        if self.head is None or (entry.ordinal, entry.order) > (
             self.head.ordinal,
-            _order(self.head),
+            self.head.order,
         ):
             self.head = entry
         for key in entry.first_for:
             holder = self.firsts.get(key)
-            if holder is None or _order(entry) < _order(holder):
+            if holder is None or entry.order < holder.order:
                 self.firsts[key] = entry
 
     def remove(self, entry: _Entry) -> None:
@@ -344,9 +357,7 @@ class _Story:
             if self.firsts.get(key) is entry:
                 del self.firsts[key]
         if self.head is entry:
-            self.head = max(
-                self.members.values(), key=lambda e: (e.ordinal, _order(e)), default=None
-            )
+            self.head = max(self.members.values(), key=lambda e: (e.ordinal, e.order), default=None)
 
 
 class _Postings:
@@ -450,15 +461,24 @@ class StoryIndex:
     # -- assigning -------------------------------------------------------------------------
 
     def assign(
-        self, article_id: str, source: str | None, at: datetime, title: str, body: str
+        self,
+        article_id: str,
+        source: str | None,
+        at: datetime,
+        title: str,
+        body: str,
+        scan_texts: tuple[str, str] | None = None,
     ) -> StoryAssignment:
-        """The story of an article; the same answer again for an article id already held."""
+        """The story of an article; the same answer again for an article id already held.
+
+        `scan_texts`: title and body as analysed already (`MatchResult.scan_texts`), if so.
+        """
         held = self._entries.get(article_id)
         if held is not None:
             return held.assignment()
         _require_aware(at)
         self.expire(at)
-        fingerprint = Fingerprint.of_text(title, body)
+        fingerprint = Fingerprint.of_text(title, body, scan_texts)
         indexed = len(fingerprint) >= self.policy.min_shingles
         bands = fingerprint.band_keys() if indexed else array("Q")
         passages = fingerprint.passages() if indexed else array("I")
@@ -511,7 +531,7 @@ class StoryIndex:
             if (
                 best is None
                 or score > best
-                or (score == best and chosen is not None and _order(entry) < _order(chosen))
+                or (score == best and chosen is not None and entry.order < chosen.order)
             ):
                 best, chosen = score, entry
         return chosen

@@ -85,6 +85,12 @@ class ArticleView:
             )
         return self._writer
 
+    @property
+    def scan_texts(self) -> tuple[str, str]:
+        """The title and body as the analyser left them (`TokenStream.scan_text`)."""
+        title, body = self._streams
+        return title.scan_text, body.scan_text
+
     def evidence(self, index: int) -> Quoted:
         """Evidence of the scanning core's rule `index`, and a snippet around its first one."""
         assert self.scan is not None, "only a scanned article can be asked for evidence"
@@ -200,6 +206,12 @@ class MatchResult:
         self._view = view
         self._indices = indices
         self._matches = matches
+
+    @property
+    def scan_texts(self) -> tuple[str, str] | None:
+        """The article's title and body as analysed for the match, if this result has them:
+        what else works on analysed text (story fingerprints) need not analyse it again."""
+        return None if self._view is None else self._view.scan_texts
 
     def native_evidence(self) -> tuple[EvidenceWriter, Scan, list[int]] | None:
         """The article's native evidence writer, its scan, and the core's index of each

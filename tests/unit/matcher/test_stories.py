@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import (
     MAX_SHINGLES,
     PASSAGE_SAMPLE,
@@ -407,6 +409,15 @@ _FIELD_WORDS = st.sampled_from(
     + [f"w{n}" for n in range(12)]
 )
 _FIELD = st.lists(_FIELD_WORDS, max_size=40).map(" ".join)
+_EMPTY_MATCHER, _ = Matcher.build([])
+
+
+@dataclass(frozen=True)
+class _Text:
+    title: str
+    body: str
+    language: str | None = None
+    source: str | None = None
 
 
 @settings(max_examples=300, deadline=None)
@@ -416,6 +427,19 @@ def test_native_shingles_are_the_reference_shingles(title: str, body: str) -> No
     reference = Fingerprint.of(shingle_hashes(title, body))
     assert list(native.hashes) == list(reference.hashes)
     assert native.limit == reference.limit
+
+
+@settings(max_examples=100, deadline=None)
+@given(title=_FIELD, body=_FIELD)
+def test_the_fingerprint_of_the_matchers_analysis_is_the_fingerprint_of_the_text(
+    title: str, body: str
+) -> None:
+    result = _EMPTY_MATCHER.match(_Text(title, body))
+    assert result.scan_texts is not None
+
+    from_match = Fingerprint.of_text(title, body, result.scan_texts)
+
+    assert list(from_match.hashes) == list(Fingerprint.of_text(title, body).hashes)
 
 
 def test_native_shingles_of_a_capped_article_are_the_reference_shingles() -> None:
