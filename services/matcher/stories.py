@@ -52,6 +52,9 @@ Shingling, band keys, passages and the overlap of two fingerprints run in the na
 (`newsalert_native`, services/matcher/native/src/shingles.rs), and cross into Python as
 arrays, not a Python int per hash. `shingle_hashes`, `Fingerprint.signature` and
 `reference_band_keys` here define the first two, and the tests hold the two sides equal.
+The index of band and passage keys is native too (`newsalert_native.StoryPostings`,
+src/postings.rs): an article's ~80 keys are filed, and looked up, in one call each. It holds
+the entries and their order; every decision stays here.
 
 A story's state (its article count and sources) is that of its latest article still held, so
 an index rebuilt from records answers exactly as the original; a rule's claim to the first
@@ -72,11 +75,10 @@ import heapq
 import sys
 import zlib
 from array import array
-from bisect import insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from itertools import pairwise, repeat
+from datetime import UTC, datetime, timedelta
+from itertools import count, pairwise, repeat
 from operator import attrgetter
 
 import newsalert_native
@@ -96,6 +98,8 @@ MAX_SHINGLES = 4096  # beyond this, the least hashes stand for the whole (a cons
 BUCKET_CAP = 32  # most recent articles kept per index key
 MAX_SOURCES = 64  # sources remembered per story
 DEFAULT_WINDOW = timedelta(hours=72)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 _MASK64 = (1 << 64) - 1
 _MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5)
@@ -318,8 +322,9 @@ class _Entry:
     passages: array[int]
     first_for: set[str] = field(default_factory=set)  # rule keys, `tenant/rule_id`
     # Entries are ordered by time, then id (ids are unique, so no two are equal): kept as a
-    # tuple, as sorting and the postings' insort compare it far more often than it is made.
+    # tuple, as sorting and claims compare it more often than it is made.
     order: tuple[datetime, str] = field(init=False)
+    handle: int = -1  # its number in the index's postings, once filed
 
     def __post_init__(self) -> None:
         self.order = (self.at, self.article_id)
@@ -360,63 +365,6 @@ class _Story:
             self.head = max(self.members.values(), key=lambda e: (e.ordinal, e.order), default=None)
 
 
-class _Postings:
-    """Index key -> the BUCKET_CAP most recent entries holding it, oldest first.
-
-    Most keys are held by one article, so a lone entry is stored as itself, not in a list:
-    that saves about a third of the index's memory.
-    """
-
-    __slots__ = ("_keys",)
-
-    def __init__(self) -> None:
-        self._keys: dict[int, _Entry | list[_Entry]] = {}
-
-    def add(self, keys: Iterable[int], entry: _Entry) -> None:
-        held = self._keys
-        for key in keys:
-            bucket = held.get(key)
-            if bucket is None:
-                held[key] = entry
-                continue
-            if isinstance(bucket, _Entry):
-                bucket = held[key] = [bucket]
-            insort(bucket, entry, key=_order)
-            if len(bucket) > BUCKET_CAP:
-                del bucket[0]
-
-    def remove(self, keys: Iterable[int], entry: _Entry) -> None:
-        held = self._keys
-        for key in keys:
-            bucket = held.get(key)
-            if bucket is None:
-                continue
-            if isinstance(bucket, _Entry):
-                if bucket is entry:
-                    del held[key]
-                continue
-            for position, other in enumerate(bucket):
-                if other is entry:
-                    del bucket[position]
-                    break
-            if len(bucket) == 1:
-                held[key] = bucket[0]
-
-    def lookup(self, keys: Iterable[int]) -> Iterator[_Entry]:
-        held = self._keys
-        for key in keys:
-            bucket = held.get(key)
-            if bucket is None:
-                continue
-            if isinstance(bucket, _Entry):
-                yield bucket
-            else:
-                yield from bucket
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
 class StoryIndex:
     """Assigns each article a story; remembers the articles of the last `window`.
 
@@ -436,14 +384,20 @@ class StoryIndex:
         self._entries: dict[str, _Entry] = {}
         self._stories: dict[str, _Story] = {}
         self._expiry: list[tuple[datetime, str]] = []
-        self._bands = _Postings()
-        self._passages = _Postings()
+        # Band and passage keys -> the BUCKET_CAP most recent entries holding each.
+        self._postings = newsalert_native.StoryPostings(BUCKET_CAP)
+        self._handles = count()
         self._newest: datetime | None = None
         self._evicted: list[str] = []
 
     def __len__(self) -> int:
         """Articles held (the window's)."""
         return len(self._entries)
+
+    @property
+    def native_bytes(self) -> int:
+        """About how much memory the native key index holds (Python's tracing misses it)."""
+        return self._postings.heap_bytes()
 
     @property
     def story_count(self) -> int:
@@ -514,16 +468,10 @@ class StoryIndex:
     def _best_match(
         self, fingerprint: Fingerprint, bands: array[int], passages: array[int]
     ) -> _Entry | None:
-        candidates: dict[str, _Entry] = {}
-        for entry in self._bands.lookup(bands):
-            candidates[entry.article_id] = entry
-        for entry in self._passages.lookup(passages):
-            candidates[entry.article_id] = entry
-        if not candidates:
-            return None
+        candidates: list[_Entry] = self._postings.lookup(bands, passages)
         best: tuple[float, float] | None = None
         chosen: _Entry | None = None
-        for entry in candidates.values():
+        for entry in candidates:
             found = overlap(fingerprint, entry.fingerprint)
             if not self.policy.same_story(found):
                 continue
@@ -588,16 +536,18 @@ class StoryIndex:
     def _insert(self, entry: _Entry) -> None:
         self._entries[entry.article_id] = entry
         heapq.heappush(self._expiry, (entry.at, entry.article_id))
-        self._bands.add(entry.bands, entry)
-        self._passages.add(entry.passages, entry)
+        entry.handle = next(self._handles)
+        at_us = (entry.at - _EPOCH) // _MICROSECOND
+        self._postings.add(
+            entry.handle, entry, at_us, entry.article_id, entry.bands, entry.passages
+        )
         story = self._stories.get(entry.story_id)
         if story is None:
             story = self._stories[entry.story_id] = _Story()
         story.add(entry)
 
     def _remove(self, entry: _Entry) -> None:
-        self._bands.remove(entry.bands, entry)
-        self._passages.remove(entry.passages, entry)
+        self._postings.remove(entry.handle, entry.bands, entry.passages)
         story = self._stories[entry.story_id]
         story.remove(entry)
         if not story.members:

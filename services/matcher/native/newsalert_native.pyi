@@ -1,8 +1,8 @@
-"""The matcher engine's hot path, in Rust (src/lib.rs): types for mypy."""
+"""The matcher worker's hot path, in Rust (src/lib.rs): types for mypy."""
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from schemas.watchlist import WatchlistRule
 
@@ -93,6 +93,25 @@ class RecordBatch:
         self, producer_id: int, producer_epoch: int, base_sequence: int
     ) -> None: ...
     def _build(self) -> bytes: ...
+
+class StoryPostings:
+    """Band and passage keys -> the `cap` most recent story entries holding each
+    (src/postings.rs); entries are ordered by `at_us`, then `article_id`."""
+
+    def __init__(self, cap: int) -> None: ...
+    def add(
+        self,
+        handle: int,
+        entry: Any,
+        at_us: int,
+        article_id: str,
+        bands: array[int],
+        passages: array[int],
+    ) -> None: ...
+    def remove(self, handle: int, bands: array[int], passages: array[int]) -> None: ...
+    def lookup(self, bands: array[int], passages: array[int]) -> list[Any]: ...
+    def heap_bytes(self) -> int: ...
+    def __len__(self) -> int: ...
 
 class Core:
     """A ruleset ready to scan articles."""

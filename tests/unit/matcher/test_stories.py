@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import (
+    BUCKET_CAP,
     MAX_SHINGLES,
     PASSAGE_SAMPLE,
     Fingerprint,
@@ -496,3 +497,83 @@ def test_native_shared_hashes_count_the_common_hashes_below_the_limit(
 def test_shared_hashes_refuse_arrays_of_another_width() -> None:
     with pytest.raises(BufferError):
         newsalert_native.shared_hashes(array("Q", [1]), array("I", [1]), 2**32)
+
+
+# -- the native postings ---------------------------------------------------------------------
+# Band and passage keys are filed natively (src/postings.rs); this is their definition: each
+# key keeps its `cap` most recent entries, ordered by time then id, and a lookup gives every
+# entry under the keys, each once, bands first, each key's oldest first.
+
+
+class _ReferencePostings:
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.keys: list[dict[int, list[tuple[int, str]]]] = [{}, {}]
+
+    def add(self, order: tuple[int, str], bands: list[int], passages: list[int]) -> None:
+        for index, keys in enumerate((bands, passages)):
+            for key in keys:
+                bucket = sorted([*self.keys[index].get(key, []), order])
+                self.keys[index][key] = bucket[-self.cap :]
+
+    def remove(self, order: tuple[int, str], bands: list[int], passages: list[int]) -> None:
+        for index, keys in enumerate((bands, passages)):
+            for key in keys:
+                bucket = [o for o in self.keys[index].get(key, []) if o != order]
+                if bucket:
+                    self.keys[index][key] = bucket
+                else:
+                    self.keys[index].pop(key, None)
+
+    def lookup(self, bands: list[int], passages: list[int]) -> list[str]:
+        found: dict[str, None] = {}
+        for index, keys in enumerate((bands, passages)):
+            for key in keys:
+                found.update((article_id, None) for _, article_id in self.keys[index].get(key, []))
+        return list(found)
+
+
+_KEYS = st.lists(st.integers(min_value=0, max_value=7), max_size=5, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), cap=st.integers(min_value=1, max_value=3))
+def test_native_postings_keep_and_find_what_the_reference_does(
+    data: st.DataObject, cap: int
+) -> None:
+    native = newsalert_native.StoryPostings(cap)
+    reference = _ReferencePostings(cap)
+    filed: dict[int, tuple[tuple[int, str], list[int], list[int]]] = {}
+    for handle in range(data.draw(st.integers(min_value=1, max_value=30))):
+        action = data.draw(st.sampled_from(["add", "add", "remove", "lookup"]))
+        if action == "remove" and filed:
+            gone = data.draw(st.sampled_from(sorted(filed)))
+            order, bands, passages = filed.pop(gone)
+            native.remove(gone, array("Q", bands), array("I", passages))
+            reference.remove(order, bands, passages)
+        elif action == "lookup":
+            bands, passages = data.draw(_KEYS), data.draw(_KEYS)
+            assert native.lookup(array("Q", bands), array("I", passages)) == reference.lookup(
+                bands, passages
+            )
+        else:
+            at_us = data.draw(st.integers(min_value=-2, max_value=2)) * 1_000_000
+            order = (at_us, f"article-{data.draw(st.integers(0, 99)):02d}-{handle}")
+            bands, passages = data.draw(_KEYS), data.draw(_KEYS)
+            filed[handle] = (order, bands, passages)
+            native.add(handle, order[1], *order, array("Q", bands), array("I", passages))
+            reference.add(order, bands, passages)
+    every = list(range(8))
+    assert native.lookup(array("Q", every), array("I", every)) == reference.lookup(every, every)
+
+
+def test_native_postings_report_the_memory_they_hold_and_forget_removed_entries() -> None:
+    postings = newsalert_native.StoryPostings(BUCKET_CAP)
+    empty = postings.heap_bytes()
+    keys = array("Q", range(1000)), array("I", range(500))
+    postings.add(1, "entry", 0, "article-1", *keys)
+
+    assert postings.heap_bytes() > empty + 1500 * 8
+    postings.remove(1, *keys)
+    assert len(postings) == 0
+    assert postings.lookup(*keys) == []

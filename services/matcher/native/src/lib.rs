@@ -31,6 +31,7 @@ use rustc_hash::FxHashMap;
 mod alerts;
 mod compile;
 mod pick;
+mod postings;
 mod query;
 mod quote;
 mod records;
@@ -2056,6 +2057,7 @@ fn newsalert_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<compile::RuleCompiler>()?;
     m.add_class::<quote::EvidenceWriter>()?;
     m.add_class::<records::RecordBatch>()?;
+    m.add_class::<postings::StoryPostings>()?;
     m.add_function(wrap_pyfunction!(shingles::shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(shingles::shared_hashes, m)?)?;
