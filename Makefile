@@ -66,6 +66,7 @@ bench: $(STAMP) ## benchmarks; numbers go to tests/bench/results/
 	$(PY) -m tests.bench.engine
 	$(PY) -m tests.bench.stories
 	$(PY) -m tests.bench.matcher_worker
+	$(PY) -m tests.bench.notifier
 	$(PY) -m tests.bench.end_to_end
 
 faults: $(STAMP) system-deps ## fault injection at full size: 5,000 BBC articles, 1,000 rules

@@ -208,7 +208,8 @@ class NotifierSettings(KafkaSettings, ConsumerSettings, WebhookPolicySettings, L
         default=200,
         ge=1,
         description="Deliveries waiting for one subscription before more are deferred to "
-        "the first retry queue, so a slow endpoint cannot hold up the others.",
+        "the first retry queue, so a slow endpoint cannot hold up the others (with one "
+        "enabled subscription there are no others, and none are deferred).",
     )
     retry_jitter: float = Field(
         default=0.1, ge=0, le=1, description="Retry delays vary by up to this fraction."

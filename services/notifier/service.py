@@ -14,7 +14,10 @@ restart loses none of them.
 
 A slow endpoint cannot hold the others up: each subscription has its own lane with a few
 requests in flight; deliveries that would queue behind a long backlog go to the first retry
-topic instead, and the consumers keep reading.
+topic instead, and the consumers keep reading. With one enabled subscription there is no
+other to hold up, and its deliveries wait in its lane: a deferral costs a round trip through
+Kafka, and a busy endpoint's deferred deliveries came back to a lane still busy, again and
+again (tests/bench/notifier.py: 360-390 webhooks/s deferring, 1,050-1,460 waiting).
 
 Every attempt also updates the endpoint's health (published, coalesced, to the compacted
 endpoint-status topic that the API shows); an endpoint whose attempts all failed for
@@ -159,6 +162,7 @@ class Notifier:
         self._disable_after = timedelta(hours=settings.disable_after_h)
         self._clock = clock
         self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._endpoints = 0  # enabled subscriptions
         self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._producer: Any = None
         self._alerts: _Source | None = None
@@ -179,7 +183,9 @@ class Notifier:
             self.subscriptions.remove(tenant, subscription_id)
         else:
             self.subscriptions.upsert(subscription)
-        self.metrics.subscriptions_disabled.set(sum(not s.enabled for s in self.subscriptions))
+        enabled = sum(s.enabled for s in self.subscriptions)
+        self._endpoints = enabled
+        self.metrics.subscriptions_disabled.set(len(self.subscriptions) - enabled)
 
     async def _disable(self, subscription: Subscription, reason: str) -> None:
         now = self._clock()
@@ -249,10 +255,15 @@ class Notifier:
             await self._dead_letter(task, task.attempts, reason)
             return
         lane = self._lane(subscription)
-        if lane.waiting >= self.settings.webhook_backlog and task.next_attempt == 1:
+        if (
+            task.next_attempt == 1
+            and lane.waiting >= self.settings.webhook_backlog
+            and self._endpoints > 1  # else there is no other endpoint to make room for
+        ):
             # Deferred, not attempted: it keeps its attempt number.
             first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
             await self._queue(task, task.attempts, first_step)
+            self.metrics.deliveries.labels("deferred").inc()
             return
         await self._attempt(task, subscription, lane)
 

@@ -265,6 +265,57 @@ async def test_a_slow_endpoint_never_delays_deliveries_to_the_others(
     assert slow_done < 20
 
 
+async def _deferred_on_the_way(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver, paths: list[str]
+) -> tuple[int, int]:
+    """20 alerts to one subscription per path, each endpoint answering in 20 ms, one request
+    at a time and a backlog of 1. Once every endpoint has every alert: how many deliveries
+    were deferred on the way, and how many records the first retry queue holds."""
+    alerts = [_alert(n) for n in range(20)]
+    subscriptions = [
+        _subscription(
+            path.strip("/"), receiver.script(path, then=Answer(200, delay_s=0.02)), new_secret()
+        )
+        for path in paths
+    ]
+    await _publish(kafka_bootstrap, topics, *subscriptions, *alerts)
+    settings = _settings(kafka_bootstrap, topic_prefix, webhook_concurrency=1, webhook_backlog=1)
+    async with _notifier(settings) as notifier:
+        for path in paths:
+            await receiver.wait_for(
+                lambda rs, path=path: (
+                    len({r.headers["webhook-id"] for r in rs if r.path == path}) >= len(alerts)
+                ),
+                timeout_s=60,
+            )
+        deferred = notifier.metrics.deliveries.labels("deferred")._value.get()
+    queued = await read_until(
+        kafka_bootstrap, topics.retries[0].name, lambda rs: len(rs) >= deferred
+    )
+    return int(deferred), len(queued)
+
+
+async def test_behind_a_backlog_deliveries_step_aside_for_another_endpoint(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    deferred, queued = await _deferred_on_the_way(
+        kafka_bootstrap, topics, topic_prefix, receiver, ["/one", "/two"]
+    )
+
+    assert deferred > 0
+    assert queued == deferred
+
+
+async def test_with_one_endpoint_a_backlog_waits_in_its_lane_and_nothing_is_deferred(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    deferred, _ = await _deferred_on_the_way(
+        kafka_bootstrap, topics, topic_prefix, receiver, ["/only"]
+    )
+
+    assert deferred == 0
+
+
 async def test_a_redirect_is_a_failure_and_is_not_followed(
     kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
 ) -> None:

@@ -1,0 +1,158 @@
+"""The notifier alone: alerts already in Kafka, out as signed webhooks to one receiver.
+
+The end-to-end benchmark's slowest stage, measured by itself. A real broker, one
+`python -m services.notifier` process, a webhook receiver on loopback in this process, one
+subscription that wants every alert; the alerts of BBC articles at 10k rules, as the matcher
+writes them, produced to the alerts topic beforehand. The clock runs from the first webhook's
+arrival to the last one's.
+
+python -m tests.bench.notifier [--rules 10000] [--articles 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
+from schemas.watchlist import RuleRecord
+from services.common.broker import LocalBroker
+from services.common.kafka import encode, ensure_topics
+from services.common.settings import LocalKafkaSettings
+from services.common.topics import build_topics, record_key
+from services.demo.processes import ServiceProcess, free_port
+from services.demo.receiver import running_receiver
+from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
+from tests.bench.matcher_worker import TENANT, _alerts_of
+from tests.support.kafka_io import produce
+
+RESULTS = Path(__file__).parent / "results"
+SECRET = "whsec_" + base64.b64encode(b"newsalert-notifier-benchmark-key").decode()
+GIVE_UP_S = 600.0
+
+
+async def _deliver(
+    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path, env: dict[str, str]
+) -> dict[str, float]:
+    prefix = f"notify{int(time.time())}."
+    topics = build_topics(prefix, partitions=3, retry_steps=1)
+    await ensure_topics(bootstrap, topics.all())
+    async with running_receiver() as receiver:
+        now = datetime.now(UTC)
+        subscription = Subscription(
+            id="hook",
+            tenant=TENANT,
+            url=receiver.url + "/hook",
+            filter=SubscriptionFilter(first_of_story_only=False),
+            secrets=[SigningSecret(secret=SECRET, created_at=now)],
+            created_at=now,
+            updated_at=now,
+        )
+        await produce(
+            bootstrap,
+            topics.subscriptions.name,
+            [(record_key(TENANT, "hook").encode(), encode(subscription))],
+        )
+        await produce(bootstrap, topics.alerts.name, list(alerts))
+        port = free_port()
+        notifier = ServiceProcess(
+            "services.notifier",
+            {
+                "NEWSALERT_BOOTSTRAP_SERVERS": bootstrap,
+                "NEWSALERT_TOPIC_PREFIX": prefix,
+                "NEWSALERT_PARTITIONS": "3",
+                "NEWSALERT_RETRY_SCHEDULE_S": "[1]",
+                "NEWSALERT_NOTIFIER_GROUP": f"{prefix}notifier",
+                "NEWSALERT_NOTIFIER_PORT": str(port),
+                "NEWSALERT_WEBHOOK_ALLOW_HTTP": "true",
+                "NEWSALERT_WEBHOOK_ALLOW": json.dumps(["127.0.0.0/8"]),
+                "NEWSALERT_LOG_LEVEL": "warning",
+                **env,
+            },
+            port,
+            log,
+        )
+        notifier.start()
+        try:
+            await notifier.wait_ready(timeout_s=120)
+            await receiver.wait_for(lambda rs: len(rs) >= 1, GIVE_UP_S)
+            first = receiver.requests[0].wall
+            await receiver.wait_for(lambda rs: len(rs) >= len(alerts), GIVE_UP_S)
+            last = receiver.requests[-1].wall
+        finally:
+            notifier.stop()
+        distinct = {json.loads(r.body)["data"]["alert_id"] for r in receiver.requests}
+    return {
+        "alerts": len(alerts),
+        "webhooks": len(receiver.requests),
+        "distinct_alerts_delivered": len(distinct),
+        "seconds": round(last - first, 2),
+        "webhooks_per_s": round((len(receiver.requests) - 1) / (last - first)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 also when the corpus is absent (with a message)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rules", type=int, default=10_000)
+    parser.add_argument("--articles", type=int, default=400)
+    args = parser.parse_args(argv)
+    if not (corpus_dir() / "train.csv").is_file():
+        print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
+        return 0
+    corpus = load_articles()
+    now = datetime.now(UTC)
+    rules = [
+        RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)
+        for r in generate_rules(build_vocabulary(corpus), args.rules)
+    ]
+    alerts = [alert for article in _alerts_of(rules, corpus[: args.articles]) for alert in article]
+    local = LocalKafkaSettings()
+    with tempfile.TemporaryDirectory() as scratch:
+        broker = LocalBroker(
+            data_dir=Path(scratch) / "kafka", cache_dir=local.cache_dir, version=local.kafka_version
+        )
+        broker.ensure_jars()
+        status = broker.start(wait_s=90)
+        assert status.bootstrap is not None
+        try:
+            result = asyncio.run(_deliver(status.bootstrap, alerts, Path(scratch) / "notifier.log"))
+        finally:
+            broker.stop()
+    report = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "rules": len(rules),
+        "articles": args.articles,
+        **result,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "notifier.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = "\n".join(
+        [
+            f"# Notifier alone: {len(rules):,} rules, the alerts of {args.articles:,} BBC articles",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| alerts in the topic | {result['alerts']:,} |",
+            f"| webhooks delivered (distinct alerts) | {result['webhooks']:,} "
+            f"({result['distinct_alerts_delivered']:,}) |",
+            f"| webhooks/s, one notifier, one subscription | {result['webhooks_per_s']:,} |",
+            "",
+        ]
+    )
+    (RESULTS / "notifier.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""A delivery behind a long backlog steps aside (to the first retry queue) only to make room
+for another endpoint's deliveries; with no other endpoint enabled, it waits in its lane.
+
+HTTP and Kafka are replaced here by recording steps; tests/integration/test_notifier.py
+shows the same against a real broker and a real receiver.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.delivery import DeliveryAttempt, DeliveryTask
+from schemas.subscription import Subscription
+from services.common.settings import NotifierSettings
+from services.common.topics import record_key
+from services.notifier.service import Notifier
+from tests.unit.notifier.builders import make_alert, make_subscription
+
+BACKLOG = 3
+BUSY = make_subscription(sub_id="busy")
+
+
+async def _settle_behind_a_backlog(
+    monkeypatch: pytest.MonkeyPatch, *others: Subscription, next_attempt: int = 1
+) -> list[str]:
+    """What the notifier does with a delivery to BUSY while BACKLOG others wait for it."""
+    notifier = Notifier(NotifierSettings(webhook_backlog=BACKLOG))
+    for subscription in (BUSY, *others):
+        notifier._on_subscription(record_key(subscription.tenant, subscription.id), subscription)
+    notifier._lane(BUSY).waiting = BACKLOG
+    done: list[str] = []
+
+    async def attempt(task: DeliveryTask, subscription: Subscription, lane: object) -> None:
+        done.append("waits its turn")
+
+    async def queue(task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float) -> None:
+        done.append("steps aside")
+
+    monkeypatch.setattr(notifier, "_attempt", attempt)
+    monkeypatch.setattr(notifier, "_queue", queue)
+    task = DeliveryTask(
+        alert=make_alert(tenant=BUSY.tenant),
+        subscription_id=BUSY.id,
+        next_attempt=next_attempt,
+        not_before=datetime.now(UTC),
+    )
+    await notifier._settle(task)
+    return done
+
+
+async def test_behind_a_backlog_a_delivery_steps_aside_for_another_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = make_subscription(sub_id="other", tenant="globex")
+
+    assert await _settle_behind_a_backlog(monkeypatch, other) == ["steps aside"]
+
+
+async def test_with_no_other_endpoint_a_delivery_waits_in_its_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert await _settle_behind_a_backlog(monkeypatch) == ["waits its turn"]
+
+
+async def test_a_disabled_subscription_is_no_endpoint_to_make_room_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    disabled = make_subscription(sub_id="off", enabled=False)
+
+    assert await _settle_behind_a_backlog(monkeypatch, disabled) == ["waits its turn"]
+
+
+async def test_a_retry_is_attempted_behind_a_backlog_not_deferred(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = make_subscription(sub_id="other")
+
+    assert await _settle_behind_a_backlog(monkeypatch, other, next_attempt=2) == ["waits its turn"]
