@@ -58,14 +58,13 @@ def webhook_body(alert: Alert, timestamp: datetime | None = None) -> bytes:
     `timestamp` is when the event happened and defaults to the alert's `matched_at`, which
     keeps the body byte-identical on every retry (only the signing timestamp changes).
     """
-    envelope = {
-        "type": EVENT_TYPE,
-        "timestamp": _utc_iso(alert.matched_at if timestamp is None else timestamp),
-        "data": alert.model_dump(mode="json"),
-    }
-    # ensure_ascii=False: receivers get UTF-8 text as is (titles in any script), and the
-    # signature covers exactly these bytes either way.
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    at = _utc_iso(alert.matched_at if timestamp is None else timestamp)
+    # The alert as pydantic writes it (compact, UTF-8 text as is: titles in any script), in
+    # its envelope; the same bytes as json.dumps(..., separators=(",", ":"),
+    # ensure_ascii=False) of the dumped model, at a fraction of the cost of dumping it to
+    # Python objects first. The signature covers exactly these bytes either way.
+    head = f'{{"type":{json.dumps(EVENT_TYPE)},"timestamp":"{at}","data":'.encode()
+    return head + alert.model_dump_json().encode() + b"}"
 
 
 def secret_key(secret: str) -> bytes:

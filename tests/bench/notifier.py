@@ -40,7 +40,7 @@ GIVE_UP_S = 600.0
 
 
 async def _deliver(
-    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path, env: dict[str, str]
+    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path, env: dict[str, str] | None = None
 ) -> dict[str, float]:
     prefix = f"notify{int(time.time())}."
     topics = build_topics(prefix, partitions=3, retry_steps=1)
@@ -75,7 +75,7 @@ async def _deliver(
                 "NEWSALERT_WEBHOOK_ALLOW_HTTP": "true",
                 "NEWSALERT_WEBHOOK_ALLOW": json.dumps(["127.0.0.0/8"]),
                 "NEWSALERT_LOG_LEVEL": "warning",
-                **env,
+                **(env or {}),
             },
             port,
             log,

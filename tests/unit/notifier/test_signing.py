@@ -11,8 +11,9 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.alert import Alert
@@ -104,6 +105,20 @@ def test_body_is_compact_utf8_json() -> None:
     compact = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False)
     assert body == compact.encode("utf-8")
     assert "李尚福".encode() in body  # not \u escapes
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=st.text(min_size=1, max_size=60).filter(lambda t: "\x00" not in t and t.strip()))
+def test_body_is_compact_utf8_json_whatever_the_title(title: str) -> None:
+    try:
+        alert = make_alert(title=title)
+    except ValidationError:
+        assume(False)  # a title the contract refuses never reaches the notifier
+    body = webhook_body(alert)
+    envelope = json.loads(body)
+    assert envelope["data"]["article"]["title"] == alert.article.title
+    compact = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    assert body == compact.encode("utf-8")
 
 
 def test_body_is_byte_identical_on_every_retry() -> None:
