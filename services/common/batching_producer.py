@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 Record = tuple[str, bytes | None, bytes | None]
 """(topic, key, value); a None value is a tombstone."""
 
+_BYTES_OR_NONE = (bytes, type(None))
+
 
 class Delivery:
     """Completes when every record of one `send` was acknowledged by Kafka."""
@@ -137,6 +139,9 @@ class BatchingProducer:
     ) -> None:
         """Wrap `producer`, an AIOKafkaProducer the caller starts and stops.
 
+        Batches are written here, uncompressed and outside any transaction, whatever the
+        producer's own settings say (`make_producer`'s are those).
+
         Args:
             producer: the started producer.
             max_batch_bytes: bound of each batch (a record larger alone goes alone).
@@ -162,6 +167,8 @@ class BatchingProducer:
 
         Raises:
             KeyError: a topic that `prepare` was not given.
+            TypeError: a key or value that is neither bytes nor None.
+            (Either way, nothing of the send is queued.)
         """
         queued = list(records)
         delivery = Delivery(len(queued), asyncio.get_running_loop().create_future())
@@ -170,6 +177,14 @@ class BatchingProducer:
         # Every lane is found before any record is queued: a topic not prepared refuses the
         # whole send, not the rest of it.
         lanes = [self._lane(topic, key) for topic, key, _ in queued]
+        # Checked here, where the caller can be told: a record the batch writer refuses later
+        # would stop its lane's task, and every send to that partition with it.
+        for _, key, value in queued:
+            if not (type(key) in _BYTES_OR_NONE and type(value) in _BYTES_OR_NONE):
+                raise TypeError(
+                    f"record keys and values are bytes or None, not {type(key).__name__} "
+                    f"and {type(value).__name__}"
+                )
         counts: dict[_Lane, int] = {}
         for lane, (_, key, value) in zip(lanes, queued, strict=True):
             lane.keys.append(key)

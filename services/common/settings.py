@@ -211,6 +211,14 @@ class NotifierSettings(KafkaSettings, ConsumerSettings, WebhookPolicySettings, L
         "the first retry queue, so a slow endpoint cannot hold up the others (with one "
         "enabled subscription there are no others, and none are deferred).",
     )
+    webhook_max_wait_s: float = Field(
+        default=30,
+        gt=0,
+        le=240,
+        description="Longest a delivery waits for its endpoint before it is deferred to the "
+        "first retry queue: the consumers wait for room behind it, and Kafka drops a "
+        "consumer that has not polled for 5 minutes.",
+    )
     retry_jitter: float = Field(
         default=0.1, ge=0, le=1, description="Retry delays vary by up to this fraction."
     )

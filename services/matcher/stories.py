@@ -318,8 +318,6 @@ class _Entry:
     via: str | None
     sources: tuple[str, ...]
     fingerprint: Fingerprint
-    bands: array[int]
-    passages: array[int]
     first_for: set[str] = field(default_factory=set)  # rule keys, `tenant/rule_id`
     # Entries are ordered by time, then id (ids are unique, so no two are equal): kept as a
     # tuple, as sorting and claims compare it more often than it is made.
@@ -459,10 +457,8 @@ class StoryIndex:
             via=None if match is None else match.article_id,
             sources=sources,
             fingerprint=fingerprint,
-            bands=bands,
-            passages=passages,
         )
-        self._insert(entry)
+        self._insert(entry, bands, passages)
         return entry.assignment()
 
     def _best_match(
@@ -533,21 +529,22 @@ class StoryIndex:
         evicted, self._evicted = self._evicted, []
         return evicted
 
-    def _insert(self, entry: _Entry) -> None:
+    def _insert(self, entry: _Entry, bands: array[int], passages: array[int]) -> None:
         self._entries[entry.article_id] = entry
         heapq.heappush(self._expiry, (entry.at, entry.article_id))
         entry.handle = next(self._handles)
+        # The postings order by the UTC instant; Python orders two times of one `tzinfo` by
+        # wall clock, which differs only across a daylight-saving fold. Article times are
+        # parsed with fixed offsets, where the two agree.
         at_us = (entry.at - _EPOCH) // _MICROSECOND
-        self._postings.add(
-            entry.handle, entry, at_us, entry.article_id, entry.bands, entry.passages
-        )
+        self._postings.add(entry.handle, entry, at_us, entry.article_id, bands, passages)
         story = self._stories.get(entry.story_id)
         if story is None:
             story = self._stories[entry.story_id] = _Story()
         story.add(entry)
 
     def _remove(self, entry: _Entry) -> None:
-        self._postings.remove(entry.handle, entry.bands, entry.passages)
+        self._postings.remove(entry.handle)
         story = self._stories[entry.story_id]
         story.remove(entry)
         if not story.members:
@@ -602,10 +599,10 @@ class StoryIndex:
                 via=record.via,
                 sources=tuple(record.story_sources),
                 fingerprint=fingerprint,
-                bands=fingerprint.band_keys() if indexed else array("Q"),
-                passages=fingerprint.passages() if indexed else array("I"),
                 first_for=set(record.first_for),
-            )
+            ),
+            fingerprint.band_keys() if indexed else array("Q"),
+            fingerprint.passages() if indexed else array("I"),
         )
 
 

@@ -17,7 +17,9 @@ requests in flight; deliveries that would queue behind a long backlog go to the 
 topic instead, and the consumers keep reading. With one enabled subscription there is no
 other to hold up, and its deliveries wait in its lane: a deferral costs a round trip through
 Kafka, and a busy endpoint's deferred deliveries came back to a lane still busy, again and
-again (tests/bench/notifier.py: 360-390 webhooks/s deferring, 1,050-1,460 waiting).
+again (tests/bench/notifier.py, one subscription: 360-390 webhooks/s deferring, 1,050-1,460
+waiting). A delivery that has waited `webhook_max_wait_s` for its endpoint is deferred all
+the same, so that a hung endpoint cannot keep the consumers from polling.
 
 Every attempt also updates the endpoint's health (published, coalesced, to the compacted
 endpoint-status topic that the API shows); an endpoint whose attempts all failed for
@@ -260,12 +262,33 @@ class Notifier:
             and lane.waiting >= self.settings.webhook_backlog
             and self._endpoints > 1  # else there is no other endpoint to make room for
         ):
-            # Deferred, not attempted: it keeps its attempt number.
-            first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
-            await self._queue(task, task.attempts, first_step)
-            self.metrics.deliveries.labels("deferred").inc()
+            await self._defer(task)
             return
         await self._attempt(task, subscription, lane)
+
+    async def _defer(self, task: DeliveryTask) -> None:
+        """Queue the delivery on the first retry queue unattempted: it keeps its attempt number."""
+        first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
+        await self._queue(task, task.attempts, first_step)
+        self.metrics.deliveries.labels("deferred").inc()
+
+    async def _slot(self, lane: _Lane) -> bool:
+        """Take one of the lane's request slots; False after `webhook_max_wait_s` without one.
+
+        The window of deliveries in flight is shared, so the consumers wait for room behind a
+        delivery that waits here: bounded, they keep polling (Kafka drops a consumer that
+        has not polled for 5 minutes) whatever an endpoint does. Without a retry queue to
+        defer to, a delivery waits as long as it takes.
+        """
+        if not self.schedule.delays_s:
+            await lane.slots.acquire()
+            return True
+        try:
+            async with asyncio.timeout(self.settings.webhook_max_wait_s):
+                await lane.slots.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     async def _attempt(self, task: DeliveryTask, subscription: Subscription, lane: _Lane) -> None:
         alert = task.alert
@@ -280,9 +303,12 @@ class Notifier:
         # must not keep the next request to this endpoint waiting.
         lane.waiting += 1
         try:
-            await lane.slots.acquire()
+            served = await self._slot(lane)
         finally:
             lane.waiting -= 1
+        if not served:
+            await self._defer(task)
+            return
         try:
             response = await self._client.post(subscription.url, body, headers)
         finally:

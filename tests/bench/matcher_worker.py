@@ -116,7 +116,7 @@ async def _through_worker(
         worker.stop()
 
 
-def _alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
+def alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
     """Each article's alert records (key, value), as the worker writes them."""
     matcher, _ = Matcher.build((r.tenant, r.rule) for r in rules)
     processor = ArticleProcessor(StoryIndex())
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         assert status.bootstrap is not None
         try:
             through = asyncio.run(_through_worker(status.bootstrap, rules, articles, Path(scratch)))
-            producing = asyncio.run(_producing_alone(status.bootstrap, _alerts_of(rules, articles)))
+            producing = asyncio.run(_producing_alone(status.bootstrap, alerts_of(rules, articles)))
         finally:
             broker.stop()
     profile = _profile(rules, articles)

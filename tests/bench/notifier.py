@@ -31,7 +31,7 @@ from services.common.topics import build_topics, record_key
 from services.demo.processes import ServiceProcess, free_port
 from services.demo.receiver import running_receiver
 from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
-from tests.bench.matcher_worker import TENANT, _alerts_of
+from tests.bench.matcher_worker import TENANT, alerts_of
 from tests.support.kafka_io import produce
 
 RESULTS = Path(__file__).parent / "results"
@@ -40,7 +40,7 @@ GIVE_UP_S = 600.0
 
 
 async def _deliver(
-    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path, env: dict[str, str] | None = None
+    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path
 ) -> dict[str, float]:
     prefix = f"notify{int(time.time())}."
     topics = build_topics(prefix, partitions=3, retry_steps=1)
@@ -75,7 +75,6 @@ async def _deliver(
                 "NEWSALERT_WEBHOOK_ALLOW_HTTP": "true",
                 "NEWSALERT_WEBHOOK_ALLOW": json.dumps(["127.0.0.0/8"]),
                 "NEWSALERT_LOG_LEVEL": "warning",
-                **(env or {}),
             },
             port,
             log,
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)
         for r in generate_rules(build_vocabulary(corpus), args.rules)
     ]
-    alerts = [alert for article in _alerts_of(rules, corpus[: args.articles]) for alert in article]
+    alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
     local = LocalKafkaSettings()
     with tempfile.TemporaryDirectory() as scratch:
         broker = LocalBroker(

@@ -316,6 +316,25 @@ async def test_with_one_endpoint_a_backlog_waits_in_its_lane_and_nothing_is_defe
     assert deferred == 0
 
 
+async def test_a_hung_endpoint_alone_cannot_keep_its_deliveries_waiting_for_ever(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
+) -> None:
+    url = receiver.script("/hung", then=Answer(200, delay_s=3))
+    alerts = [_alert(n) for n in range(4)]
+    await _publish(kafka_bootstrap, topics, _subscription("hung", url, new_secret()), *alerts)
+    settings = _settings(
+        kafka_bootstrap, topic_prefix, webhook_concurrency=1, webhook_max_wait_s=0.5
+    )
+    async with _notifier(settings):
+        queued = await read_until(
+            kafka_bootstrap, topics.retries[0].name, lambda rs: len(rs) >= 1, timeout_s=20
+        )
+    task = DeliveryTask.model_validate_json(queued[0].value)
+    # Deferred while the one request to the endpoint hung: unattempted, a first attempt still.
+    assert task.alert.alert_id in {a.alert_id for a in alerts}
+    assert (task.subscription_id, task.next_attempt, task.attempts) == ("hung", 1, [])
+
+
 async def test_a_redirect_is_a_failure_and_is_not_followed(
     kafka_bootstrap: str, topics: Topics, topic_prefix: str, receiver: Receiver
 ) -> None:

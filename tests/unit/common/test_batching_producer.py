@@ -230,3 +230,16 @@ async def test_a_failed_batch_ending_inside_a_send_is_sent_again_and_completes_i
         await asyncio.sleep(0)
     assert sorted(value for _, _, value in fake.stored()) == sorted(values)
     await producer.close()
+
+
+async def test_a_record_that_is_not_bytes_refuses_the_whole_send() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake)
+    with pytest.raises(TypeError, match="bytes or None, not bytes and str"):
+        producer.send([(TOPIC, b"k", b"queued?"), (TOPIC, b"k", "text")])  # type: ignore[list-item]
+    delivery = producer.send([(TOPIC, b"k", b"next")])
+    _, batch, future = await fake.next_batch()
+    assert batch.records == [(b"k", b"next")]  # nothing of the refused send went out
+    future.set_result(None)
+    await asyncio.wait_for(delivery, 5)
+    await producer.close()

@@ -7,6 +7,8 @@ shows the same against a real broker and a real receiver.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -23,12 +25,18 @@ BUSY = make_subscription(sub_id="busy")
 
 
 async def _settle_behind_a_backlog(
-    monkeypatch: pytest.MonkeyPatch, *others: Subscription, next_attempt: int = 1
+    monkeypatch: pytest.MonkeyPatch,
+    *others: Subscription,
+    next_attempt: int = 1,
+    then: Sequence[tuple[str, Subscription | None]] = (),
 ) -> list[str]:
-    """What the notifier does with a delivery to BUSY while BACKLOG others wait for it."""
+    """What the notifier does with a delivery to BUSY while BACKLOG others wait for it, once
+    the subscriptions topic brought BUSY, `others`, then the changes `then`."""
     notifier = Notifier(NotifierSettings(webhook_backlog=BACKLOG))
     for subscription in (BUSY, *others):
         notifier._on_subscription(record_key(subscription.tenant, subscription.id), subscription)
+    for key, change in then:
+        notifier._on_subscription(key, change)
     notifier._lane(BUSY).waiting = BACKLOG
     done: list[str] = []
 
@@ -78,3 +86,62 @@ async def test_a_retry_is_attempted_behind_a_backlog_not_deferred(
     other = make_subscription(sub_id="other")
 
     assert await _settle_behind_a_backlog(monkeypatch, other, next_attempt=2) == ["waits its turn"]
+
+
+async def test_once_the_other_endpoint_is_deleted_a_delivery_waits_in_its_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = make_subscription(sub_id="other")
+    gone = (record_key(other.tenant, other.id), None)
+
+    assert await _settle_behind_a_backlog(monkeypatch, other, then=[gone]) == ["waits its turn"]
+
+
+async def test_once_the_other_endpoint_is_disabled_a_delivery_waits_in_its_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = make_subscription(sub_id="other")
+    disabled = other.model_copy(update={"enabled": False, "disabled_reason": "410 Gone"})
+    change = (record_key(other.tenant, other.id), disabled)
+
+    assert await _settle_behind_a_backlog(monkeypatch, other, then=[change]) == ["waits its turn"]
+
+
+async def test_once_a_disabled_endpoint_is_enabled_again_a_delivery_steps_aside_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    off = make_subscription(sub_id="off", enabled=False)
+    enabled = (record_key(off.tenant, off.id), off.model_copy(update={"enabled": True}))
+
+    assert await _settle_behind_a_backlog(monkeypatch, off, then=[enabled]) == ["steps aside"]
+
+
+async def test_a_delivery_that_waited_too_long_for_its_endpoint_steps_aside_even_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notifier = Notifier(NotifierSettings(webhook_concurrency=1, webhook_max_wait_s=0.05))
+    notifier._on_subscription(record_key(BUSY.tenant, BUSY.id), BUSY)
+    lane = notifier._lane(BUSY)
+    await lane.slots.acquire()  # its one request slot is taken, and stays taken
+    deferred: list[int] = []
+
+    async def queue(task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float) -> None:
+        deferred.append(task.next_attempt)
+
+    async def post(*args: object) -> None:
+        raise AssertionError("no request without a slot")
+
+    monkeypatch.setattr(notifier, "_queue", queue)
+    monkeypatch.setattr(notifier._client, "post", post)
+    task = DeliveryTask(
+        alert=make_alert(tenant=BUSY.tenant),
+        subscription_id=BUSY.id,
+        next_attempt=2,
+        not_before=datetime.now(UTC),
+    )
+
+    await asyncio.wait_for(notifier._attempt(task, BUSY, lane), timeout=5)
+
+    assert deferred == [2]  # unattempted: it keeps its attempt number
+    assert lane.waiting == 0
+    assert notifier.metrics.deliveries.labels("deferred")._value.get() == 1

@@ -31,6 +31,9 @@ enum Bucket {
 struct Held {
     order: Order,
     entry: Py<PyAny>,
+    /// The keys it is filed under: removal takes them from here, so a bucket never keeps
+    /// a handle that is gone.
+    keys: [Box<[u64]>; 2],
 }
 
 /// Two indexes (band keys and passage keys) over one set of entries. An entry refers to
@@ -141,33 +144,29 @@ impl StoryPostings {
                 "entry {handle} is filed already"
             )));
         }
+        let keys = [bands.into_boxed_slice(), passages.into_boxed_slice()];
+        let filing = keys.clone();
         let order = (at_us, Box::from(article_id));
-        self.entries.insert(handle, Held { order, entry });
-        for (index, keys) in [bands, passages].into_iter().enumerate() {
-            for key in keys {
+        // Held first: filing orders the entry among those a key holds by its `order`.
+        self.entries.insert(handle, Held { order, entry, keys });
+        for (index, filed) in filing.iter().enumerate() {
+            for &key in filed.iter() {
                 self.file(index, key, handle);
             }
         }
         Ok(())
     }
 
-    /// Take the entry `handle` out of the index, from under the keys it was filed with.
-    fn remove(
-        &mut self,
-        handle: Handle,
-        bands: &Bound<'_, PyAny>,
-        passages: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let (bands, passages) = (keys_of(bands)?, keys_of(passages)?);
-        if !self.entries.contains_key(&handle) {
+    /// Take the entry `handle` out of the index, from under every key it was filed with.
+    fn remove(&mut self, handle: Handle) -> PyResult<()> {
+        let Some(held) = self.entries.remove(&handle) else {
             return Err(PyKeyError::new_err(handle));
-        }
-        for (index, keys) in [bands, passages].into_iter().enumerate() {
-            for key in keys {
+        };
+        for (index, keys) in held.keys.iter().enumerate() {
+            for &key in keys.iter() {
                 self.unfile(index, key, handle);
             }
         }
-        self.entries.remove(&handle);
         Ok(())
     }
 
@@ -202,8 +201,14 @@ impl StoryPostings {
     /// About how many bytes the index holds on the heap (tables, buckets, ids), for memory
     /// reports: Python's allocator tracing does not see them.
     fn heap_bytes(&self) -> usize {
+        // hashbrown keeps a table at most 7/8 full, in a power of two of slots, with a
+        // control byte per slot and a group's worth more.
         fn table<K, V>(map: &FxHashMap<K, V>) -> usize {
-            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+            let slots = match map.capacity() {
+                0 => return 0,
+                capacity => (capacity * 8 / 7).next_power_of_two(),
+            };
+            slots * (std::mem::size_of::<(K, V)>() + 1) + 16
         }
         let buckets: usize = self.keys.iter().map(table).sum();
         let many: usize = (self.keys.iter())
@@ -213,7 +218,9 @@ impl StoryPostings {
                 Bucket::Many(held) => held.capacity() * std::mem::size_of::<Handle>(),
             })
             .sum();
-        let ids: usize = self.entries.values().map(|held| held.order.1.len()).sum();
+        let ids: usize = (self.entries.values())
+            .map(|held| held.order.1.len() + 8 * (held.keys[0].len() + held.keys[1].len()))
+            .sum();
         table(&self.entries) + buckets + many + ids
     }
 
