@@ -45,7 +45,8 @@ class NotifierMetrics:
                 "newsalert_notifier_deliveries_total",
                 "Deliveries (alert x subscription) settled, by outcome: delivered, retry "
                 "(queued for a later attempt), deferred (queued unattempted, behind its "
-                "endpoint's backlog), gone (410: subscription disabled), failed, "
+                "endpoint's backlog; counted again when it settles), gone (410: "
+                "subscription disabled), failed, "
                 "dead_letter, dropped (the subscription was deleted meanwhile).",
                 ["outcome"],
                 registry=registry,
