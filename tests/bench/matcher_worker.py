@@ -19,7 +19,6 @@ import json
 import platform
 import pstats
 import sys
-import tempfile
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -28,14 +27,14 @@ from pathlib import Path
 from schemas.article import Article
 from schemas.watchlist import RuleRecord
 from services.common.batching_producer import BatchingProducer, Delivery
-from services.common.broker import LocalBroker
 from services.common.kafka import encode, ensure_topics, make_producer
-from services.common.settings import LocalKafkaSettings, MatcherSettings
+from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
 from services.demo.processes import ServiceProcess, free_port, metric
 from services.matcher.engine.matcher import Matcher
 from services.matcher.processing import ArticleProcessor
 from services.matcher.stories import StoryIndex
+from tests.bench.broker import local_broker
 from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
 from tests.support.kafka_io import produce
 
@@ -114,6 +113,15 @@ async def _through_worker(
         }
     finally:
         worker.stop()
+
+
+def rule_records(corpus: list[Article], count: int) -> list[RuleRecord]:
+    """`count` generated rules of the benchmark tenant, as the rules topic carries them."""
+    now = datetime.now(UTC)
+    return [
+        RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)
+        for r in generate_rules(build_vocabulary(corpus), count)
+    ]
 
 
 def alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
@@ -221,25 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: the BBC corpus is not at {directory} (set NEWSALERT_CORPUS_DIR)")
         return 0
     corpus = load_articles(directory)
-    now = datetime.now(UTC)
-    rules = [
-        RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)
-        for r in generate_rules(build_vocabulary(corpus), args.rules)
-    ]
+    rules = rule_records(corpus, args.rules)
     articles = _copies(corpus, args.copies)
-    local = LocalKafkaSettings()
-    with tempfile.TemporaryDirectory() as scratch:
-        broker = LocalBroker(
-            data_dir=Path(scratch) / "kafka", cache_dir=local.cache_dir, version=local.kafka_version
-        )
-        broker.ensure_jars()
-        status = broker.start(wait_s=90)
-        assert status.bootstrap is not None
-        try:
-            through = asyncio.run(_through_worker(status.bootstrap, rules, articles, Path(scratch)))
-            producing = asyncio.run(_producing_alone(status.bootstrap, alerts_of(rules, articles)))
-        finally:
-            broker.stop()
+    with local_broker() as (bootstrap, scratch):
+        through = asyncio.run(_through_worker(bootstrap, rules, articles, scratch))
+        producing = asyncio.run(_producing_alone(bootstrap, alerts_of(rules, articles)))
     profile = _profile(rules, articles)
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},

@@ -17,21 +17,18 @@ import base64
 import json
 import platform
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
-from schemas.watchlist import RuleRecord
-from services.common.broker import LocalBroker
 from services.common.kafka import encode, ensure_topics
-from services.common.settings import LocalKafkaSettings
 from services.common.topics import build_topics, record_key
 from services.demo.processes import ServiceProcess, free_port
 from services.demo.receiver import running_receiver
-from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
-from tests.bench.matcher_worker import TENANT, alerts_of
+from tests.bench.broker import local_broker
+from tests.bench.corpus import corpus_dir, load_articles
+from tests.bench.matcher_worker import TENANT, alerts_of, rule_records
 from tests.support.kafka_io import produce
 
 RESULTS = Path(__file__).parent / "results"
@@ -108,24 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
         return 0
     corpus = load_articles()
-    now = datetime.now(UTC)
-    rules = [
-        RuleRecord(tenant=TENANT, rule=r, version=r.version(), updated_at=now)
-        for r in generate_rules(build_vocabulary(corpus), args.rules)
-    ]
+    rules = rule_records(corpus, args.rules)
     alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
-    local = LocalKafkaSettings()
-    with tempfile.TemporaryDirectory() as scratch:
-        broker = LocalBroker(
-            data_dir=Path(scratch) / "kafka", cache_dir=local.cache_dir, version=local.kafka_version
-        )
-        broker.ensure_jars()
-        status = broker.start(wait_s=90)
-        assert status.bootstrap is not None
-        try:
-            result = asyncio.run(_deliver(status.bootstrap, alerts, Path(scratch) / "notifier.log"))
-        finally:
-            broker.stop()
+    with local_broker() as (bootstrap, scratch):
+        result = asyncio.run(_deliver(bootstrap, alerts, scratch / "notifier.log"))
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "rules": len(rules),
