@@ -107,7 +107,10 @@ impl RecordBatch {
             push_optional(&mut record, value);
             push_varint(&mut record, 0); // no headers
             let needed = record.len() + varint_len(record.len() as i64);
-            if records > 0 && buffer.len() + needed > max_bytes {
+            // A batch is full when it would reach `max_bytes`, as aiokafka's C builder (the
+            // one its producer uses) has it; its Python fallback still takes a record that
+            // fills the batch exactly.
+            if records > 0 && buffer.len() + needed >= max_bytes {
                 break;
             }
             push_varint(&mut buffer, record.len() as i64);
