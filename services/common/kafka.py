@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 # re-exported (`as KafkaError`) so callers can catch it without importing aiokafka.
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.conn import create_conn  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.errors import KafkaError as KafkaError  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.errors import TopicAlreadyExistsError, for_code  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.protocol.metadata import MetadataRequest  # type: ignore[import-untyped,unused-ignore]
 from pydantic import BaseModel
 
 from services.common.topics import TopicSpec
@@ -201,40 +203,43 @@ async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
             raise TimeoutError(
                 f"Kafka at {bootstrap} not ready after {timeout_s:.1f} s: {last_error}"
             )
-        if not await _any_port_open(bootstrap, remaining):
-            last_error = "connection refused"
-            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-            continue
-        admin = _admin(bootstrap, request_timeout_ms=max(100, int(remaining * 1000)))
-        try:
-            async with asyncio.timeout(remaining):
-                await admin.start()
-                cluster = await admin.describe_cluster()
-            if cluster.get("brokers"):
+        for server in bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                async with asyncio.timeout(remaining):
+                    brokers = await _brokers_listed(host.strip("[]"), int(port), remaining)
+            except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                continue
+            if brokers:
                 return
             last_error = "metadata lists no brokers yet"
-        except (KafkaError, OSError, TimeoutError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            await admin.close()
         # Back off briefly: a refused connection returns at once and would spin otherwise.
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-async def _any_port_open(bootstrap: str, timeout_s: float) -> bool:
-    # A plain TCP connect first: aiokafka logs an ERROR for every refused bootstrap attempt,
-    # which would flood the output while the JVM is still starting.
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            async with asyncio.timeout(timeout_s):
-                _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
-        except (OSError, TimeoutError, ValueError):
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return True
-    return False
+async def _brokers_listed(host: str, port: int, timeout_s: float) -> int:
+    """How many brokers one server's metadata lists, over a connection of this call's own.
+
+    Not through a client: an admin client that fails while a broker (re)starts can leave a
+    connection behind (aio-libs/aiokafka#715), which the collector later finds on another
+    event loop. A plain TCP connect comes first, because aiokafka logs an ERROR for every
+    refused attempt, which would flood the output while the JVM is still starting.
+    """
+    _, writer = await asyncio.open_connection(host, port)
+    writer.close()
+    await writer.wait_closed()
+    conn = await create_conn(
+        host,
+        port,
+        client_id=f"{_CLIENT_ID}-probe",
+        request_timeout_ms=max(100, int(timeout_s * 1000)),
+    )
+    try:
+        metadata = await conn.send(MetadataRequest([]))
+    finally:
+        conn.close()
+    return len(metadata.brokers)
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
