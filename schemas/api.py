@@ -9,7 +9,7 @@ from pydantic import Field
 
 from schemas.common import AwareDatetime, Contract, Slug, TenantId
 from schemas.health import EndpointStatus
-from schemas.subscription import SubscriptionFilter
+from schemas.subscription import AlertsPerRequest, SubscriptionFilter
 
 
 class ArticleStatus(StrEnum):
@@ -56,6 +56,7 @@ class SubscriptionView(Contract):
     filter: SubscriptionFilter
     enabled: bool
     disabled_reason: str | None = None
+    alerts_per_request: AlertsPerRequest = 1
     secrets: list[SecretInfo]
     created_at: AwareDatetime
     updated_at: AwareDatetime

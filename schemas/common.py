@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AwareDatetime as PydanticAwareDatetime
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -16,13 +16,10 @@ Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,64}$")]
 TenantId = Slug
 
 
-def _require_timezone(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamp must carry a timezone, e.g. 2023-04-15T09:30:00Z")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
+# pydantic's own aware datetime: checked in its Rust core, not by a Python validator called
+# for every timestamp (three per alert; measured at 7% of the notifier's time). Its error
+# reads "Input should have timezone info", under the field's name.
+AwareDatetime = PydanticAwareDatetime
 
 
 def _clean_text(value: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_serializer
 
@@ -17,6 +17,21 @@ from schemas.common import (
 )
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+MAX_ALERTS_PER_REQUEST = 500
+
+# One description for the field wherever a subscription is shown.
+AlertsPerRequest = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_ALERTS_PER_REQUEST,
+        description=(
+            "1 (the default): each alert is its own message, of type alert.created. Above 1: "
+            "alerts read together are sent together, up to this many, as one message of type "
+            "alert.batch whose data.alerts holds them; nothing waits for a batch to fill."
+        ),
+    ),
+]
 
 
 class SubscriptionFilter(Contract):
@@ -37,6 +52,7 @@ class SubscriptionIn(Contract):
     description: CleanText = Field(default="", max_length=500)
     filter: SubscriptionFilter = Field(default_factory=SubscriptionFilter)
     enabled: bool = True
+    alerts_per_request: AlertsPerRequest = 1
 
 
 class SigningSecret(Contract):
@@ -64,6 +80,7 @@ class Subscription(Contract):
     filter: SubscriptionFilter = Field(default_factory=SubscriptionFilter)
     enabled: bool = True
     disabled_reason: str | None = None
+    alerts_per_request: AlertsPerRequest = 1
     secrets: list[SigningSecret] = Field(min_length=1, max_length=4)
     created_at: AwareDatetime
     updated_at: AwareDatetime

@@ -67,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="deliver every alert, not only the first of each story",
     )
+    create.add_argument(
+        "--alerts-per-request",
+        type=int,
+        default=1,
+        metavar="N",
+        help="up to N alerts in one request, as an alert.batch message (default 1: each alert "
+        "its own alert.created message)",
+    )
     create.add_argument("--disabled", action="store_true", help="create it paused")
     create.add_argument(
         "--replace",
@@ -103,6 +111,7 @@ def subscription_body(args: argparse.Namespace) -> dict[str, Any]:
         "url": args.url,
         "description": args.description,
         "enabled": not args.disabled,
+        "alerts_per_request": args.alerts_per_request,
         "filter": {
             "rule_ids": _split(args.rule_ids),
             "tags": _split(args.tags),
@@ -194,6 +203,10 @@ def _describe(sub: dict[str, Any]) -> str:
     if sub.get("disabled_reason"):
         lines.append(f"disabled:    {sub['disabled_reason']}")
     lines.append(f"filter:      {_filter_text(sub.get('filter') or {})}")
+    per_request = sub.get("alerts_per_request", 1)
+    lines.append(
+        f"requests:    {'one alert each' if per_request == 1 else f'up to {per_request} alerts'}"
+    )
     for secret in sub.get("secrets") or []:
         until = f", signs until {secret['expires_at']}" if secret.get("expires_at") else ""
         lines.append(

@@ -7,7 +7,6 @@ API, the matcher's /metrics, the webhooks the receiver gets.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from services.demo.processes import ROOT, metric
 from services.demo.receiver import Receiver
 from services.demo.report import Delivered
 from services.demo.stack import Stack
-from services.notifier.signing import VerificationError, verify
+from services.notifier.signing import VerificationError, alerts_of, verify
 
 SEEDS = ROOT / "seeds"
 
@@ -101,13 +100,15 @@ async def await_deliveries(stack: Stack, receiver: Receiver, articles: int) -> i
             raise DemoError("the matcher did not consume the seed articles within 60 s")
         await asyncio.sleep(0.1)  # another process: its metrics are what we can watch
     alerts = int(await metric(matcher, "newsalert_matcher_alerts_total"))
-    await receiver.wait_for(lambda requests: len(requests) >= alerts, timeout_s=60)
+    await receiver.wait_for(
+        lambda requests: sum(len(alerts_of(r.body)) for r in requests) >= alerts, timeout_s=60
+    )
     return alerts
 
 
 def verified(receiver: Receiver, secrets_by_id: dict[str, str]) -> list[Delivered]:
     """Every webhook received, its alert decoded and its signature checked."""
-    rows = []
+    rows: list[Delivered] = []
     for request in receiver.requests:
         secret = secrets_by_id[request.path.rsplit("/", 1)[-1]]
         try:
@@ -115,5 +116,5 @@ def verified(receiver: Receiver, secrets_by_id: dict[str, str]) -> list[Delivere
             ok = True
         except VerificationError:
             ok = False
-        rows.append(Delivered(Alert.model_validate(json.loads(request.body)["data"]), ok))
+        rows.extend(Delivered(Alert.model_validate(alert), ok) for alert in alerts_of(request.body))
     return rows

@@ -132,6 +132,7 @@ def subscription_view(sub: Subscription, status: EndpointStatus | None = None) -
         filter=sub.filter,
         enabled=sub.enabled,
         disabled_reason=sub.disabled_reason,
+        alerts_per_request=sub.alerts_per_request,
         secrets=[
             SecretInfo(
                 prefix=s.secret.get_secret_value()[:10] + "…",
@@ -451,6 +452,7 @@ def create_app(state: IngestState) -> FastAPI:
             description=body.description,
             filter=body.filter,
             enabled=body.enabled,
+            alerts_per_request=body.alerts_per_request,
             secrets=[SigningSecret(secret=SecretStr(secret), created_at=now)],
             created_at=now,
             updated_at=now,

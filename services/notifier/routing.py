@@ -6,8 +6,9 @@ alert is never delivered to another tenant's endpoint, whatever the filters say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from schemas.alert import Alert
 from schemas.subscription import Subscription
@@ -32,6 +33,30 @@ def wants(subscription: Subscription, alert: Alert) -> bool:
     return alert.first_of_story or not wanted.first_of_story_only
 
 
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+
+def requests(deliveries: Iterable[tuple[K, int, T]]) -> Iterator[list[T]]:
+    """Deliveries `(subscription key, its alerts per request, delivery)` grouped into requests.
+
+    Each request is a run of one subscription's deliveries, in the order given, of at most
+    its alerts per request; with 1 (the default) each delivery is a request of its own, at
+    once. Nothing waits for a run to fill: the runs still open at the end are requests too.
+    """
+    open_runs: dict[K, list[T]] = {}
+    for key, size, delivery in deliveries:
+        if size <= 1:
+            yield [delivery]
+            continue
+        run = open_runs.setdefault(key, [])
+        run.append(delivery)
+        if len(run) >= size:
+            del open_runs[key]
+            yield run
+    yield from open_runs.values()
+
+
 def route(subscriptions: Iterable[Subscription], alert: Alert) -> list[Subscription]:
     """The subscriptions that want `alert`, in the order given. Linear: see `SubscriptionIndex`."""
     return [s for s in subscriptions if wants(s, alert)]
@@ -51,6 +76,11 @@ class _TenantShelf:
             self.any_rule.add(sub.id)
         for rule_id in sub.filter.rule_ids:
             self.by_rule.setdefault(rule_id, set()).add(sub.id)
+
+    def candidates(self, rule_id: str) -> list[Subscription]:
+        """Those that may want an alert of `rule_id`, by id: any rule's, and that rule's."""
+        ids = self.any_rule | self.by_rule.get(rule_id, set())
+        return [self.by_id[i] for i in sorted(ids)]
 
     def discard(self, sub_id: str) -> Subscription | None:
         sub = self.by_id.pop(sub_id, None)
@@ -78,17 +108,22 @@ class SubscriptionIndex:
     def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
         """An index holding `subscriptions` (later ones replace earlier ones with their key)."""
         self._tenants: dict[str, _TenantShelf] = {}
+        # (tenant, rule id) -> its candidates in id order: alerts repeat rules far more often
+        # than subscriptions change, and any change clears it.
+        self._candidates: dict[tuple[str, str], list[Subscription]] = {}
         for sub in subscriptions:
             self.upsert(sub)
 
     def upsert(self, subscription: Subscription) -> None:
         """Add a subscription, or replace the one with its tenant and id."""
+        self._candidates.clear()
         shelf = self._tenants.setdefault(subscription.tenant, _TenantShelf())
         shelf.discard(subscription.id)
         shelf.add(subscription)
 
     def remove(self, tenant: str, subscription_id: str) -> Subscription | None:
         """Drop a subscription (a tombstone on the topic); returns it, or None if unknown."""
+        self._candidates.clear()
         shelf = self._tenants.get(tenant)
         if shelf is None:
             return None
@@ -104,11 +139,13 @@ class SubscriptionIndex:
 
     def for_alert(self, alert: Alert) -> list[Subscription]:
         """The subscriptions that want `alert`, by subscription id (a stable order)."""
-        shelf = self._tenants.get(alert.tenant)
-        if shelf is None:
-            return []
-        candidates = shelf.any_rule | shelf.by_rule.get(alert.rule_id, set())
-        return [sub for sub_id in sorted(candidates) if wants(sub := shelf.by_id[sub_id], alert)]
+        key = (alert.tenant, alert.rule_id)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            shelf = self._tenants.get(alert.tenant)
+            candidates = [] if shelf is None else shelf.candidates(alert.rule_id)
+            self._candidates[key] = candidates
+        return [sub for sub in candidates if wants(sub, alert)]
 
     def __len__(self) -> int:
         """How many subscriptions are held, across tenants."""

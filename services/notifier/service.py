@@ -7,6 +7,12 @@ exactly one of four ways before its record's offset is committed: the endpoint a
 retry topic; or the alert went to the dead-letter topic with every attempt's outcome. A
 crash before the commit means the delivery is attempted again with the same `webhook-id`.
 
+A subscription may take several alerts per request (`alerts_per_request`): the deliveries
+to it that one poll reads go out together, as one signed `alert.batch` message, and nothing
+waits for a batch to fill. Each alert is still settled on its own: a failed batch's alerts
+are queued for retry (or dead-lettered) one by one, and sent again with what is due with
+them.
+
 Retry topics are delay queues: one per step of the schedule, each holding tasks whose
 `not_before` grows with their offset (up to the jitter), so a consumer waits for the head of
 its queue and never for anything behind it. Pending retries live there, not in memory, so a
@@ -33,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -66,9 +72,9 @@ from services.common.topics import build_topics, record_key
 from services.notifier.health import EndpointHealth
 from services.notifier.http import WebhookClient
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.policy import RetrySchedule, parse_retry_after
-from services.notifier.routing import SubscriptionIndex, wants
-from services.notifier.signing import NoActiveSecretError, webhook_body, webhook_headers
+from services.notifier.policy import Decision, RetrySchedule, parse_retry_after
+from services.notifier.routing import SubscriptionIndex, requests, wants
+from services.notifier.signing import NoActiveSecretError, message, webhook_headers
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +131,17 @@ class _Source:
 
     consumer: Any
     tracker: OffsetTracker = field(default_factory=OffsetTracker)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A delivery and the record it came from, whose offset it holds back until settled."""
+
+    task: DeliveryTask
+    source: _Source
+    partition: Hashable
+    offset: int
+    written: bytes | None = None  # the alert's JSON as read, when read from the alerts topic
 
 
 class Notifier:
@@ -242,29 +259,38 @@ class Notifier:
     async def _send(self, topic: str, key: str, value: Any) -> None:
         await self._producer.send_and_wait(topic, key=key.encode(), value=encode(value))
 
-    async def _settle(self, task: DeliveryTask) -> None:
-        """Attempt the delivery once (or defer it) and record what comes of it."""
-        alert = task.alert
-        subscription = self.subscriptions.get(alert.tenant, task.subscription_id)
+    async def _settle(
+        self, tasks: list[DeliveryTask], written: Sequence[bytes | None] = ()
+    ) -> None:
+        """Attempt one request carrying `tasks` (or defer them), and record what comes of it.
+
+        Every task of one request is for one subscription; one task unless the subscription
+        takes several alerts per request. `written` holds their alerts' JSON where it was read
+        with them.
+        """
+        tenant, subscription_id = tasks[0].alert.tenant, tasks[0].subscription_id
+        subscription = self.subscriptions.get(tenant, subscription_id)
         if subscription is None:
             # Deleted since the alert was routed: it wants nothing any more.
-            self.metrics.deliveries.labels("dropped").inc()
+            self.metrics.deliveries.labels("dropped").inc(len(tasks))
             return
         if not subscription.enabled:
-            self.health(alert.tenant, subscription.id).record_dead_letter()
-            self._unpublished.add((alert.tenant, subscription.id))
             reason = f"subscription disabled: {subscription.disabled_reason}"
-            await self._dead_letter(task, task.attempts, reason)
+            for task in tasks:
+                self.health(tenant, subscription.id).record_dead_letter()
+                await self._dead_letter(task, task.attempts, reason)
+            self._unpublished.add((tenant, subscription.id))
             return
         lane = self._lane(subscription)
         if (
-            task.next_attempt == 1
+            all(task.next_attempt == 1 for task in tasks)
             and lane.waiting >= self.settings.webhook_backlog
             and self._endpoints > 1  # else there is no other endpoint to make room for
         ):
-            await self._defer(task)
+            for task in tasks:
+                await self._defer(task)
             return
-        await self._attempt(task, subscription, lane)
+        await self._attempt(tasks, subscription, lane, written)
 
     async def _defer(self, task: DeliveryTask) -> None:
         """Queue the delivery on the first retry queue unattempted: it keeps its attempt number."""
@@ -290,89 +316,114 @@ class Notifier:
             return False
         return True
 
-    async def _attempt(self, task: DeliveryTask, subscription: Subscription, lane: _Lane) -> None:
-        alert = task.alert
+    async def _attempt(
+        self,
+        tasks: list[DeliveryTask],
+        subscription: Subscription,
+        lane: _Lane,
+        written: Sequence[bytes | None] = (),
+    ) -> None:
         started = self._clock()
-        body = webhook_body(alert)  # the event time: the same body on every retry
+        # The event time in the body: the same bytes on every retry of the same alerts. A
+        # batch formed before the subscription went back to one alert a request is still one.
+        batched = subscription.alerts_per_request > 1 or len(tasks) > 1
+        msg_id, body = message([task.alert for task in tasks], batched=batched, written=written)
         try:
-            headers = webhook_headers(subscription.secrets, alert.alert_id, body, started)
+            headers = webhook_headers(subscription.secrets, msg_id, body, started)
         except NoActiveSecretError as exc:
-            await self._dead_letter(task, task.attempts, str(exc))
+            for task in tasks:
+                await self._dead_letter(task, task.attempts, str(exc))
             return
         # The lane's slot is held for the HTTP request only: recording its outcome in Kafka
         # must not keep the next request to this endpoint waiting.
-        lane.waiting += 1
+        lane.waiting += len(tasks)
         try:
             served = await self._slot(lane)
         finally:
-            lane.waiting -= 1
+            lane.waiting -= len(tasks)
         if not served:
-            await self._defer(task)
+            for task in tasks:
+                await self._defer(task)
             return
         try:
             response = await self._client.post(subscription.url, body, headers)
         finally:
             lane.slots.release()
         finished = self._clock()
-        retry_after = parse_retry_after(response.retry_after, finished)
-        decision = self.schedule.decide(
-            task.next_attempt, response.status, response.error, retry_after
-        )
-        attempt = DeliveryAttempt(
-            alert_id=alert.alert_id,
-            tenant=alert.tenant,
-            subscription_id=subscription.id,
-            attempt=task.next_attempt,
-            outcome=decision.outcome,
-            status_code=response.status,
-            error=response.error,
-            duration_ms=response.seconds * 1000,
-            attempted_at=started,
-        )
-        self.metrics.attempts.labels(decision.outcome.value).inc()
-        log.info(
-            "webhook attempt",
-            extra={
-                "alert_id": alert.alert_id,
-                "article_id": alert.article.article_id,
-                "tenant": alert.tenant,
-                "subscription": subscription.id,
-                "attempt": task.next_attempt,
-                "outcome": decision.outcome.value,
-                "status": response.status,
-                "error": response.error,
-            },
-        )
         self.metrics.delivery_seconds.observe(response.seconds)
-        # An audit record, not a hand-off: no need to wait for its ack here. `_commit` flushes
-        # the producer before it commits any offset, so it is in Kafka by then.
-        await self._producer.send(
-            self.topics.deliveries.name,
-            key=record_key(alert.tenant, subscription.id).encode(),
-            value=encode(attempt),
-        )
-        attempts = [*task.attempts, attempt]
-        health = self.health(alert.tenant, subscription.id)
-        health.record(decision.outcome, finished, response.error, response.status)
-        self._unpublished.add((alert.tenant, subscription.id))
-        if decision.outcome is not OutcomeKind.DELIVERED and health.should_disable(
-            self._disable_after
-        ):
+        retry_after = parse_retry_after(response.retry_after, finished)
+        health = self.health(subscription.tenant, subscription.id)
+        self._unpublished.add((subscription.tenant, subscription.id))
+        outcome = OutcomeKind.DELIVERED
+        for task in tasks:
+            # Per alert: the same answer is a retry for one and the last straw for another.
+            decision = self.schedule.decide(
+                task.next_attempt, response.status, response.error, retry_after
+            )
+            attempt = DeliveryAttempt(
+                alert_id=task.alert.alert_id,
+                tenant=task.alert.tenant,
+                subscription_id=subscription.id,
+                attempt=task.next_attempt,
+                outcome=decision.outcome,
+                status_code=response.status,
+                error=response.error,
+                duration_ms=response.seconds * 1000,
+                attempted_at=started,
+            )
+            self.metrics.attempts.labels(decision.outcome.value).inc()
+            log.info(
+                "webhook attempt",
+                extra={
+                    "alert_id": task.alert.alert_id,
+                    "article_id": task.alert.article.article_id,
+                    "tenant": task.alert.tenant,
+                    "subscription": subscription.id,
+                    "webhook_id": msg_id,
+                    "attempt": task.next_attempt,
+                    "outcome": decision.outcome.value,
+                    "status": response.status,
+                    "error": response.error,
+                },
+            )
+            # An audit record, not a hand-off: no need to wait for its ack here. `_commit`
+            # flushes the producer before it commits any offset, so it is in Kafka by then.
+            await self._producer.send(
+                self.topics.deliveries.name,
+                key=record_key(task.alert.tenant, subscription.id).encode(),
+                value=encode(attempt),
+            )
+            health.record(decision.outcome, finished, response.error, response.status)
+            await self._conclude(task, decision, [*task.attempts, attempt], finished)
+            outcome = decision.outcome
+        # Every alert of the request had the same answer: delivered for all, or for none.
+        if outcome is not OutcomeKind.DELIVERED and health.should_disable(self._disable_after):
             await self._disable(subscription, health.disable_reason())
-        if decision.outcome is OutcomeKind.DELIVERED:
+        if outcome is OutcomeKind.GONE:
+            await self._disable(subscription, "the endpoint answered 410 Gone")
+
+    async def _conclude(
+        self,
+        task: DeliveryTask,
+        decision: Decision,
+        attempts: list[DeliveryAttempt],
+        finished: datetime,
+    ) -> None:
+        """Settle one alert of an attempted request: delivered, queued again, or dead."""
+        outcome = decision.outcome
+        if outcome is OutcomeKind.DELIVERED:
             self.metrics.deliveries.labels("delivered").inc()
             if task.next_attempt == 1:
                 self.metrics.end_to_end_seconds.observe(
-                    (finished - alert.article.received_at).total_seconds()
+                    (finished - task.alert.article.received_at).total_seconds()
                 )
-        elif decision.outcome is OutcomeKind.GONE:
+        elif outcome is OutcomeKind.GONE:
             self.metrics.deliveries.labels("gone").inc()
-            await self._disable(subscription, "the endpoint answered 410 Gone")
-        elif decision.outcome is OutcomeKind.RETRY and decision.delay_s is not None:
+        elif outcome is OutcomeKind.RETRY and decision.delay_s is not None:
             self.metrics.deliveries.labels("retry").inc()
             await self._queue(task, attempts, decision.delay_s)
         else:
-            last = response.error or f"HTTP {response.status}"
+            last = attempts[-1].error or f"HTTP {attempts[-1].status_code}"
             await self._dead_letter(
                 task, attempts, f"no success after {len(attempts)} attempts; last: {last}"
             )
@@ -421,16 +472,17 @@ class Notifier:
             extra={"alert_id": task.alert.alert_id, "subscription": task.subscription_id},
         )
 
-    async def _run(
-        self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
-    ) -> None:
+    async def _run(self, pending: list[_Pending]) -> None:
         try:
-            await self._settle_until_done(task)
+            await self._settle_until_done([p.task for p in pending], [p.written for p in pending])
         finally:
             self._window.release()
-        source.tracker.finish(partition, offset)
+        for p in pending:
+            p.source.tracker.finish(p.partition, p.offset)
 
-    async def _settle_until_done(self, task: DeliveryTask) -> None:
+    async def _settle_until_done(
+        self, tasks: list[DeliveryTask], written: Sequence[bytes | None] = ()
+    ) -> None:
         # A delivery that could not be settled (its retry or dead letter not written: the
         # broker busy or away) is tried again here, not left for a restart: until then its
         # offset would hold back every commit and the alert would reach no one. A retry may
@@ -438,24 +490,33 @@ class Notifier:
         pause = SETTLE_RETRY_FIRST_S
         while True:
             try:
-                await self._settle(task)
+                await self._settle(tasks, written)
                 return
             except Exception:
                 self.metrics.settle_retries.inc()
                 log.exception(
                     "delivery could not be settled; trying again",
-                    extra={"alert_id": task.alert.alert_id, "in_s": pause},
+                    extra={"alert_ids": [task.alert.alert_id for task in tasks], "in_s": pause},
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, SETTLE_RETRY_MAX_S)
 
-    async def _spawn(
-        self, task: DeliveryTask, source: _Source, partition: Hashable, offset: int
-    ) -> None:
-        await self._window.acquire()
-        running = asyncio.create_task(self._run(task, source, partition, offset))
-        self._deliveries.add(running)
-        running.add_done_callback(self._deliveries.discard)
+    async def _spawn(self, pending: Iterable[_Pending]) -> None:
+        """Start the requests that carry `pending`, grouped as their subscriptions take them."""
+        for request in requests(self._request_keys(pending)):
+            await self._window.acquire()
+            running = asyncio.create_task(self._run(request))
+            self._deliveries.add(running)
+            running.add_done_callback(self._deliveries.discard)
+
+    def _request_keys(
+        self, pending: Iterable[_Pending]
+    ) -> Iterator[tuple[tuple[str, str], int, _Pending]]:
+        for item in pending:
+            key = (item.task.alert.tenant, item.task.subscription_id)
+            subscription = self.subscriptions.get(*key)
+            # One unknown here goes alone: `_settle` drops it.
+            yield key, 1 if subscription is None else subscription.alerts_per_request, item
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -463,28 +524,43 @@ class Notifier:
         consumer = source.consumer
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for partition, records in batches.items():
-                for record in records:
-                    await self._route(record, source, partition)
+            # A poll's deliveries are grouped into requests together: what a subscription
+            # taking several alerts per request gets in one is what was read at once.
+            await self._spawn(
+                [
+                    pending
+                    for partition, records in batches.items()
+                    for record in records
+                    for pending in self._route(record, source, partition)
+                ]
+            )
 
-    async def _route(self, record: Any, source: _Source, partition: Hashable) -> None:
+    def _route(self, record: Any, source: _Source, partition: Hashable) -> list[_Pending]:
         alert = _decoded(Alert, record, source, partition)
         if alert is None:
-            return
+            return []
         wanted = self.subscriptions.for_alert(alert)
         source.tracker.start(partition, record.offset, refs=len(wanted))
         now = self._clock()
-        for subscription in wanted:
-            task = DeliveryTask(
-                alert=alert, subscription_id=subscription.id, next_attempt=1, not_before=now
+        return [
+            _Pending(
+                DeliveryTask(
+                    alert=alert, subscription_id=subscription.id, next_attempt=1, not_before=now
+                ),
+                source,
+                partition,
+                record.offset,
+                record.value,
             )
-            await self._spawn(task, source, partition, record.offset)
+            for subscription in wanted
+        ]
 
     async def _consume_queue(self, source: _Source) -> None:
         consumer = source.consumer
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             wait: float | None = None
+            due: list[_Pending] = []
             for partition, records in batches.items():
                 for record in records:
                     task = _decoded(DeliveryTask, record, source, partition)
@@ -497,7 +573,8 @@ class Notifier:
                         wait = due_in if wait is None else min(wait, due_in)
                         break
                     source.tracker.start(partition, record.offset)
-                    await self._spawn(task, source, partition, record.offset)
+                    due.append(_Pending(task, source, partition, record.offset))
+            await self._spawn(due)
             if wait is not None:
                 # Sleeping a second at most keeps the consumer polling (and in its group).
                 await asyncio.sleep(min(wait, 1.0))
@@ -536,11 +613,20 @@ class Notifier:
         source.tracker.start(partition, record.offset, refs=len(alerts))
         now = self._clock()
         log.info("replay", extra={"replay": request.replay_id, "alerts": len(alerts)})
-        for alert in alerts:
-            task = DeliveryTask(
-                alert=alert, subscription_id=request.subscription_id, next_attempt=1, not_before=now
+        await self._spawn(
+            _Pending(
+                DeliveryTask(
+                    alert=alert,
+                    subscription_id=request.subscription_id,
+                    next_attempt=1,
+                    not_before=now,
+                ),
+                source,
+                partition,
+                record.offset,
             )
-            await self._spawn(task, source, partition, record.offset)
+            for alert in alerts
+        )
 
     async def _alerts_between(self, since: datetime, until: datetime) -> list[Alert]:
         from aiokafka import TopicPartition  # type: ignore[import-untyped,unused-ignore]

@@ -2,7 +2,8 @@
 
 A message (https://www.standardwebhooks.com/, spec version 1) is a POST of a JSON body with
 
-* `webhook-id`: the alert id, the same on every retry, so receivers can drop duplicates;
+* `webhook-id`: the alert id, the same on every retry, so receivers can drop duplicates (a
+  batch's id is derived from its alerts' ids; see `batch_id`);
 * `webhook-timestamp`: integer Unix seconds of this attempt (receivers refuse stale ones);
 * `webhook-signature`: space-separated `v1,<base64 HMAC-SHA256>` of `id.timestamp.body`, one
   per signing secret, keyed with the bytes the `whsec_` secret's base64 part decodes to.
@@ -19,13 +20,15 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from schemas.alert import Alert
 from schemas.subscription import SECRET_PREFIX, SigningSecret
 
 EVENT_TYPE = "alert.created"
+BATCH_EVENT_TYPE = "alert.batch"
 USER_AGENT = "newsalert-webhooks/1"
 SIGNATURE_VERSION = "v1"
 # The spec's recommended tolerance: wide enough for clock skew and queueing, narrow enough
@@ -52,11 +55,14 @@ def _utc_iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def webhook_body(alert: Alert, timestamp: datetime | None = None) -> bytes:
+def webhook_body(
+    alert: Alert, timestamp: datetime | None = None, written: bytes | None = None
+) -> bytes:
     """The message body: compact UTF-8 JSON `{"type", "timestamp", "data": <alert>}`.
 
     `timestamp` is when the event happened and defaults to the alert's `matched_at`, which
     keeps the body byte-identical on every retry (only the signing timestamp changes).
+    `written` is the alert's JSON as already written, if at hand: see `_json_of`.
     """
     at = _utc_iso(alert.matched_at if timestamp is None else timestamp)
     # The alert as pydantic writes it (compact, UTF-8 text as is: titles in any script), in
@@ -64,7 +70,67 @@ def webhook_body(alert: Alert, timestamp: datetime | None = None) -> bytes:
     # ensure_ascii=False) of the dumped model, at a fraction of the cost of dumping it to
     # Python objects first. The signature covers exactly these bytes either way.
     head = f'{{"type":{json.dumps(EVENT_TYPE)},"timestamp":"{at}","data":'.encode()
-    return head + alert.model_dump_json().encode() + b"}"
+    return head + _json_of(alert, written) + b"}"
+
+
+def _json_of(alert: Alert, written: bytes | None) -> bytes:
+    # The alerts topic's record is the alert as the model dumps it (the matcher writes it so,
+    # byte for byte: tests/unit/matcher/test_alerts.py), so a record read from there is sent
+    # as read, and the body of a retry, dumped from its task, has the same bytes.
+    return alert.model_dump_json().encode() if written is None else written
+
+
+def batch_id(alert_ids: Iterable[str]) -> str:
+    """The `webhook-id` of a batch: `batch_` and a digest of its alert ids, in any order.
+
+    The same alerts give the same id, so a batch sent again as it was (a notifier restarted
+    before committing) is one a receiver can drop. Alerts retried later travel in other
+    batches, with other ids: receivers of batches deduplicate on each alert's `alert_id`.
+    """
+    digest = hashlib.sha256("\n".join(sorted(alert_ids)).encode()).hexdigest()
+    return f"batch_{digest[:32]}"
+
+
+def batch_body(alerts: Sequence[Alert], written: Sequence[bytes | None] = ()) -> bytes:
+    """A batch message's body: `{"type": "alert.batch", "timestamp", "data": {"alerts": [...]}}`.
+
+    The timestamp is the newest alert's `matched_at`, so the same alerts give the same bytes;
+    each alert is written as in a single message (`written[i]`, if given, is the JSON of
+    `alerts[i]` as already written).
+    """
+    if not alerts:
+        raise ValueError("a batch holds at least one alert")
+    at = _utc_iso(max(alert.matched_at for alert in alerts))
+    head = f'{{"type":{json.dumps(BATCH_EVENT_TYPE)},"timestamp":"{at}","data":{{"alerts":['
+    jsons = map(_json_of, alerts, written or [None] * len(alerts))
+    return head.encode() + b",".join(jsons) + b"]}}"
+
+
+def message(
+    alerts: Sequence[Alert], *, batched: bool, written: Sequence[bytes | None] = ()
+) -> tuple[str, bytes]:
+    """The `webhook-id` and body of one request carrying `alerts`.
+
+    Unbatched, that is exactly one alert as an `alert.created` message; batched, any number
+    (one included: a batching receiver always gets the same shape) as an `alert.batch`.
+    `written`, if given, holds each alert's JSON as already written (None where it is not).
+    """
+    if written and len(written) != len(alerts):
+        raise ValueError(f"{len(written)} written alerts for {len(alerts)}")
+    if batched:
+        return batch_id(a.alert_id for a in alerts), batch_body(alerts, written)
+    if len(alerts) != 1:
+        raise ValueError(f"an unbatched message carries one alert, not {len(alerts)}")
+    return alerts[0].alert_id, webhook_body(alerts[0], written=written[0] if written else None)
+
+
+def alerts_of(body: bytes) -> list[dict[str, Any]]:
+    """The alerts a message body carries, as JSON objects: one, or a batch's."""
+    payload = json.loads(body)
+    if payload.get("type") == BATCH_EVENT_TYPE:
+        alerts: list[dict[str, Any]] = payload["data"]["alerts"]
+        return alerts
+    return [payload["data"]]
 
 
 def secret_key(secret: str) -> bytes:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from schemas.article import Article
 from schemas.export import JSON_DIR, stale_files
-from schemas.subscription import SigningSecret, Subscription
+from schemas.subscription import SigningSecret, Subscription, SubscriptionIn
 from schemas.watchlist import Watchlist, WatchlistRule
 
 NOW = datetime(2023, 4, 15, 9, 30, tzinfo=UTC)
@@ -258,3 +258,15 @@ def test_subscription_secrets_serialise_in_json() -> None:
     assert data["secrets"][0]["secret"] == "whsec_c2VjcmV0IHZhbHVl"
     again = Subscription.model_validate_json(subscription.model_dump_json())
     assert again.secrets[0].secret.get_secret_value() == "whsec_c2VjcmV0IHZhbHVl"
+
+
+def test_a_subscription_takes_one_alert_per_request_unless_it_asks_for_more() -> None:
+    assert SubscriptionIn(url="https://hooks.example/in").alerts_per_request == 1
+    assert SubscriptionIn(url="https://hooks.example/in", alerts_per_request=500)
+
+
+@pytest.mark.parametrize("count", [0, -1, 501])
+def test_alerts_per_request_outside_1_to_500_is_refused_with_where(count: int) -> None:
+    with pytest.raises(ValidationError) as refused:
+        SubscriptionIn(url="https://hooks.example/in", alerts_per_request=count)
+    assert refused.value.errors()[0]["loc"] == ("alerts_per_request",)

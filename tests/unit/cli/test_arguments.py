@@ -85,6 +85,8 @@ def test_subscription_options_become_a_subscription_body() -> None:
             "--min-severity",
             "high",
             "--every-alert",
+            "--alerts-per-request",
+            "50",
         ]
     )
     assert args.subscription_id == "desk"
@@ -92,6 +94,7 @@ def test_subscription_options_become_a_subscription_body() -> None:
         "url": "https://example.com/hook",
         "description": "",
         "enabled": True,
+        "alerts_per_request": 50,
         "filter": {
             "rule_ids": ["a", "b", "c"],
             "tags": ["china"],

@@ -40,7 +40,9 @@ async def _settle_behind_a_backlog(
     notifier._lane(BUSY).waiting = BACKLOG
     done: list[str] = []
 
-    async def attempt(task: DeliveryTask, subscription: Subscription, lane: object) -> None:
+    async def attempt(
+        tasks: list[DeliveryTask], subscription: Subscription, lane: object, written: object
+    ) -> None:
         done.append("waits its turn")
 
     async def queue(task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float) -> None:
@@ -54,7 +56,7 @@ async def _settle_behind_a_backlog(
         next_attempt=next_attempt,
         not_before=datetime.now(UTC),
     )
-    await notifier._settle(task)
+    await notifier._settle([task])
     return done
 
 
@@ -140,7 +142,7 @@ async def test_a_delivery_that_waited_too_long_for_its_endpoint_steps_aside_even
         not_before=datetime.now(UTC),
     )
 
-    await asyncio.wait_for(notifier._attempt(task, BUSY, lane), timeout=5)
+    await asyncio.wait_for(notifier._attempt([task], BUSY, lane), timeout=5)
 
     assert deferred == [2]  # unattempted: it keeps its attempt number
     assert lane.waiting == 0

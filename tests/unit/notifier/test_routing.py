@@ -172,6 +172,30 @@ def test_index_stays_exact_through_upserts_and_removals(
     assert index.for_alert(alert) == expected
 
 
+@given(
+    steps=st.lists(
+        st.tuples(subscriptions, st.booleans(), st.lists(alerts, min_size=1, max_size=3)),
+        max_size=10,
+    )
+)
+def test_index_routes_exactly_when_asked_between_changes(
+    steps: list[tuple[Subscription, bool, list[Alert]]],
+) -> None:
+    # Alerts routed before a change must not leave the index answering as before it.
+    index = SubscriptionIndex()
+    latest: dict[tuple[str, str], Subscription] = {}
+    for sub, remove, asked in steps:
+        if remove:
+            index.remove(sub.tenant, sub.id)
+            latest.pop((sub.tenant, sub.id), None)
+        else:
+            index.upsert(sub)
+            latest[(sub.tenant, sub.id)] = sub
+        for alert in asked:
+            expected = sorted(route(latest.values(), alert), key=lambda s: s.id)
+            assert index.for_alert(alert) == expected
+
+
 def test_upsert_replaces_and_moves_between_rules() -> None:
     index = SubscriptionIndex([_catch_all(rule_ids=["r1"])])
     index.upsert(_catch_all(rule_ids=["r2"]))
@@ -224,3 +248,45 @@ def test_index_looks_only_at_its_tenants_candidates(monkeypatch: pytest.MonkeyPa
     matched = index.for_alert(make_alert(tenant="t7", rule_id="r3"))
     assert [s.id for s in matched] == ["everything", "s3", "s53"]
     assert calls == 3  # of 20,001 subscriptions
+
+
+# -- requests: deliveries grouped as their subscriptions take them ---------------------------
+
+_deliveries = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=1, max_value=4)),
+    max_size=40,
+)
+
+
+@given(_deliveries)
+def test_requests_carry_each_delivery_once_within_its_subscriptions_size_and_in_order(
+    drawn: list[tuple[str, int]],
+) -> None:
+    # One size per subscription, as a subscription has one setting.
+    sizes = {key: size for key, size in drawn}
+    deliveries = [(key, sizes[key], (key, n)) for n, (key, _) in enumerate(drawn)]
+
+    grouped = list(routing.requests(deliveries))
+
+    assert sorted(d for request in grouped for d in request) == sorted(d for _, _, d in deliveries)
+    for request in grouped:
+        keys = {key for key, _ in request}
+        assert len(keys) == 1, "a request is for one subscription"
+        assert 1 <= len(request) <= sizes[keys.pop()]
+        assert request == sorted(request, key=lambda d: d[1]), "read order is kept"
+    for key, size in sizes.items():
+        runs = [len(r) for r in grouped if r[0][0] == key]
+        # Only the last run of a subscription may be short: nothing is split early.
+        assert all(length == size for length in runs[:-1])
+
+
+def test_a_subscription_of_one_alert_per_request_gets_each_at_once() -> None:
+    deliveries = [("a", 1, 1), ("b", 3, 2), ("a", 1, 3), ("b", 3, 4)]
+    seen: list[list[int]] = []
+    for request in routing.requests(deliveries):
+        seen.append(request)
+        if request == [1]:
+            # Yielded before the rest was read: a single delivery waits for no batch.
+            assert seen == [[1]]
+
+    assert seen == [[1], [3], [2, 4]]

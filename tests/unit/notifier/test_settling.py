@@ -29,13 +29,13 @@ async def test_an_unsettled_delivery_is_settled_again_until_it_is(
     )
     tries: list[str] = []
 
-    async def settle(settling: DeliveryTask) -> None:
-        tries.append(settling.alert.alert_id)
+    async def settle(settling: list[DeliveryTask], written: object = ()) -> None:
+        tries.extend(task.alert.alert_id for task in settling)
         if len(tries) < 3:
             raise TimeoutError("the producer's batch did not drain")
 
     monkeypatch.setattr(notifier, "_settle", settle)
-    await asyncio.wait_for(notifier._settle_until_done(task), timeout=10)
+    await asyncio.wait_for(notifier._settle_until_done([task]), timeout=10)
     assert tries == [task.alert.alert_id] * 3
     assert notifier.metrics.settle_retries._value.get() == 2
 
@@ -48,11 +48,11 @@ async def test_a_stopping_notifier_leaves_an_unsettled_delivery_for_the_next_run
         alert=make_alert(), subscription_id="hook", next_attempt=1, not_before=datetime.now(UTC)
     )
 
-    async def settle(settling: DeliveryTask) -> None:
+    async def settle(settling: list[DeliveryTask], written: object = ()) -> None:
         raise TimeoutError("the broker is away")
 
     monkeypatch.setattr(notifier, "_settle", settle)
-    running = asyncio.create_task(notifier._settle_until_done(task))
+    running = asyncio.create_task(notifier._settle_until_done([task]))
     await asyncio.sleep(0.05)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -18,9 +18,13 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.alert import Alert
 from services.notifier.signing import (
+    BATCH_EVENT_TYPE,
     USER_AGENT,
     NoActiveSecretError,
     VerificationError,
+    batch_body,
+    batch_id,
+    message,
     secret_key,
     sign,
     signature_header,
@@ -347,3 +351,82 @@ def test_signature_is_hmac_sha256_of_id_timestamp_body() -> None:
     key = secret_key(SECRET_A)
     digest = hmac.new(key, b"msg_1.1700000000.{}", hashlib.sha256).digest()
     assert sign(SECRET_A, "msg_1", 1700000000, b"{}") == "v1," + base64.b64encode(digest).decode()
+
+
+# -- batches: several alerts in one message ---------------------------------------------------
+
+
+def _alerts(count: int) -> list[Alert]:
+    return [make_alert(article_id=f"art-{n}") for n in range(count)]
+
+
+def test_a_batch_message_holds_its_alerts_as_single_messages_would() -> None:
+    alerts = _alerts(3)
+    msg_id, body = message(alerts, batched=True)
+
+    payload = json.loads(body)
+    assert payload["type"] == BATCH_EVENT_TYPE
+    assert payload["timestamp"] == "2023-04-15T09:30:01Z"
+    assert payload["data"]["alerts"] == [json.loads(webhook_body(a))["data"] for a in alerts]
+    assert msg_id == batch_id(a.alert_id for a in alerts)
+
+
+def test_a_batch_id_depends_on_which_alerts_not_their_order() -> None:
+    alerts = _alerts(4)
+    ids = [a.alert_id for a in alerts]
+
+    assert batch_id(ids) == batch_id(reversed(ids))
+    assert batch_id(ids) != batch_id(ids[:3])
+    assert batch_id(ids).startswith("batch_")
+
+
+def test_an_unbatched_message_is_one_alert_created_with_the_alert_id() -> None:
+    [alert] = _alerts(1)
+
+    assert message([alert], batched=False) == (alert.alert_id, webhook_body(alert))
+    with pytest.raises(ValueError, match="one alert, not 2"):
+        message(_alerts(2), batched=False)
+
+
+def test_a_batch_of_one_keeps_the_batch_shape() -> None:
+    [alert] = _alerts(1)
+    msg_id, body = message([alert], batched=True)
+
+    assert msg_id != alert.alert_id
+    assert json.loads(body)["data"]["alerts"] == [json.loads(webhook_body(alert))["data"]]
+
+
+def test_an_empty_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one alert"):
+        batch_body([])
+
+
+def test_a_signed_batch_verifies_with_the_standardwebhooks_library() -> None:
+    msg_id, body = message(_alerts(5), batched=True)
+    headers = webhook_headers([make_secret()], msg_id, body, datetime.now(UTC))
+
+    payload = Webhook(SECRET_A).verify(body, headers)
+
+    assert [a["article"]["article_id"] for a in payload["data"]["alerts"]] == [
+        f"art-{n}" for n in range(5)
+    ]
+
+
+def test_an_alert_sent_as_read_from_the_topic_gives_the_bytes_a_dump_gives() -> None:
+    alerts = _alerts(3)
+    read = [a.model_dump_json().encode() for a in alerts]
+
+    assert message(alerts, batched=True, written=read) == message(alerts, batched=True)
+    assert message(alerts[:1], batched=False, written=read[:1]) == message(
+        alerts[:1], batched=False
+    )
+
+
+def test_the_written_json_is_what_is_sent() -> None:
+    # Read from the topic, the record's own bytes go out: no second dump of the alert.
+    [alert] = _alerts(1)
+    _, body = message([alert], batched=True, written=[b'{"as":"read"}'])
+
+    assert json.loads(body)["data"]["alerts"] == [{"as": "read"}]
+    with pytest.raises(ValueError, match="2 written alerts for 1"):
+        message([alert], batched=True, written=[b"{}", b"{}"])
