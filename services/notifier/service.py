@@ -53,6 +53,7 @@ from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeK
 from schemas.health import EndpointStatus
 from schemas.replay import ReplayRequest
 from schemas.subscription import Subscription
+from services.common.batching_producer import BatchingProducer, Delivery, Record
 from services.common.compacted import CompactedView
 from services.common.dead_letters import DeadLetterView
 from services.common.follower import seek_to_time
@@ -184,6 +185,8 @@ class Notifier:
         self._endpoints = 0  # enabled subscriptions
         self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._producer: Any = None
+        self._audit: BatchingProducer | None = None  # on the producer, once started
+        self._audited: list[Delivery] = []
         self._alerts: _Source | None = None
         self._queues: list[_Source] = []
         self._replays: _Source | None = None
@@ -355,6 +358,8 @@ class Notifier:
         health = self.health(subscription.tenant, subscription.id)
         self._unpublished.add((subscription.tenant, subscription.id))
         outcome = OutcomeKind.DELIVERED
+        audit_key = record_key(subscription.tenant, subscription.id).encode()
+        audits: list[Record] = []
         for task in tasks:
             # Per alert: the same answer is a retry for one and the last straw for another.
             decision = self.schedule.decide(
@@ -386,16 +391,14 @@ class Notifier:
                     "error": response.error,
                 },
             )
-            # An audit record, not a hand-off: no need to wait for its ack here. `_commit`
-            # flushes the producer before it commits any offset, so it is in Kafka by then.
-            await self._producer.send(
-                self.topics.deliveries.name,
-                key=record_key(task.alert.tenant, subscription.id).encode(),
-                value=encode(attempt),
-            )
+            audits.append((self.topics.deliveries.name, audit_key, encode(attempt)))
             health.record(decision.outcome, finished, response.error, response.status)
             await self._conclude(task, decision, [*task.attempts, attempt], finished)
             outcome = decision.outcome
+        # Audit records, not a hand-off: no need to wait for their acks here. `_commit` waits
+        # for them before it commits any offset, so they are in Kafka by then.
+        assert self._audit is not None, "deliveries are attempted only once started"
+        self._audited.append(self._audit.send(audits))
         # Every alert of the request had the same answer: delivered for all, or for none.
         if outcome is not OutcomeKind.DELIVERED and health.should_disable(self._disable_after):
             await self._disable(subscription, health.disable_reason())
@@ -671,6 +674,9 @@ class Notifier:
         # Offsets first, then the flush: every record the settled deliveries wrote (their
         # audit records too) is acknowledged before the offsets that cover them are committed.
         ready = [(source, source.tracker.committable()) for source in sources]
+        audited, self._audited = self._audited, []
+        for delivery in audited:
+            await delivery
         await self._producer.flush()
         queued = 0
         for source, offsets in ready:
@@ -694,6 +700,10 @@ class Notifier:
         await ensure_topics(s.bootstrap_servers, self.topics.all(), s.replication_factor)
         self._producer = make_producer(s.bootstrap_servers)
         await self._producer.start()
+        # Audit records, one per alert attempted, go in batches: aiokafka's send per record
+        # was a seventh of the notifier's time with batched requests.
+        self._audit = BatchingProducer(self._producer)
+        await self._audit.prepare([self.topics.deliveries.name])
         await self._view.start()
         await self._statuses.start()
         await self.dead_letters.start()
@@ -754,6 +764,8 @@ class Notifier:
             await view.stop()
         await self._lag.stop()
         await self._client.close()
+        if self._audit is not None:
+            await self._audit.close()
         if self._producer is not None:
             await self._producer.stop()
         if self._runner is not None:

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 
 from schemas.alert import Alert, ArticleSummary
 from schemas.common import Severity
-from schemas.delivery import DeadLetter, DeliveryTask
+from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
 from services.cli.main import main
 from services.common.kafka import encode
@@ -212,6 +212,13 @@ async def test_every_alert_of_a_batch_that_never_gets_through_is_dead_lettered(
         records = await read_until(
             kafka_bootstrap, topics.deliveries_dlq.name, lambda rs: len(rs) >= len(alerts)
         )
+        audited = await read_until(
+            kafka_bootstrap, topics.deliveries.name, lambda rs: len(rs) >= 4 * len(alerts)
+        )
+    attempts = [DeliveryAttempt.model_validate_json(r.value) for r in audited]
+    assert sorted((a.alert_id, a.attempt) for a in attempts) == sorted(
+        (alert.alert_id, n) for alert in alerts for n in (1, 2, 3, 4)
+    ), "every alert's every attempt is on the deliveries topic"
     letters = [DeadLetter.model_validate_json(r.value) for r in records]
     assert sorted(letter.alert.alert_id for letter in letters) == sorted(a.alert_id for a in alerts)
     for letter in letters:

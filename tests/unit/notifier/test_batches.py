@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.delivery import DeliveryTask
+from services.common.batching_producer import Record
 from services.common.settings import NotifierSettings
 from services.common.topics import record_key
 from services.notifier.http import Response
@@ -19,14 +20,14 @@ from services.notifier.signing import batch_id
 from tests.unit.notifier.builders import make_alert, make_subscription
 
 
-class _Producer:
+class _Audit:
     """Takes the audit records an attempt writes."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send(self, topic: str, **record: Any) -> None:
-        self.sent.append(topic)
+    def send(self, records: list[Record]) -> None:
+        self.sent.extend(topic for topic, _, _ in records)
 
 
 def _tasks(count: int) -> list[DeliveryTask]:
@@ -48,7 +49,7 @@ async def _posted(alerts_per_request: int, tasks: list[DeliveryTask]) -> list[di
         update={"alerts_per_request": alerts_per_request}
     )
     notifier._on_subscription(record_key(subscription.tenant, subscription.id), subscription)
-    notifier._producer = _Producer()
+    audit = notifier._audit = _Audit()  # type: ignore[assignment]
     posted: list[dict[str, Any]] = []
 
     async def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
@@ -58,7 +59,7 @@ async def _posted(alerts_per_request: int, tasks: list[DeliveryTask]) -> list[di
     notifier._client.post = post  # type: ignore[method-assign]
     await notifier._settle(tasks)
     assert notifier.metrics.deliveries.labels("delivered")._value.get() == len(tasks)
-    assert notifier._producer.sent == [notifier.topics.deliveries.name] * len(tasks)
+    assert audit.sent == [notifier.topics.deliveries.name] * len(tasks)
     return posted
 
 
