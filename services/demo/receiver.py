@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.notifier.signing import BATCH_ID_PREFIX, alerts_of
+
 
 @dataclass(frozen=True)
 class Received:
@@ -42,6 +44,8 @@ class Receiver:
     _scripts: dict[str, deque[Answer]] = field(default_factory=lambda: defaultdict(deque))
     _default: dict[str, Answer] = field(default_factory=dict)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _tallied: int = 0  # requests whose alerts `alerts` has counted
+    _alerts: int = 0
 
     def script(self, path: str, *answers: Answer, then: Answer | None = None) -> str:
         """Answer `path` with `answers` in turn, then with `then` (default 200); its URL."""
@@ -53,6 +57,15 @@ class Receiver:
     def at(self, path: str) -> list[Received]:
         """The requests to `path`, in arrival order."""
         return [r for r in self.requests if r.path == path]
+
+    def alerts(self) -> int:
+        """How many alerts the requests so far carried: one each, or a batch's (read once)."""
+        for request in self.requests[self._tallied :]:
+            # Only a batch's body needs reading: a single alert's message is one alert.
+            batch = request.headers.get("webhook-id", "").startswith(BATCH_ID_PREFIX)
+            self._alerts += len(alerts_of(request.body)) if batch else 1
+        self._tallied = len(self.requests)
+        return self._alerts
 
     async def wait_for(
         self, done: Callable[[list[Received]], bool], timeout_s: float = 30.0

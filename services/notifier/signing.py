@@ -29,6 +29,7 @@ from schemas.subscription import SECRET_PREFIX, SigningSecret
 
 EVENT_TYPE = "alert.created"
 BATCH_EVENT_TYPE = "alert.batch"
+BATCH_ID_PREFIX = "batch_"  # alert ids start with `alert_`
 USER_AGENT = "newsalert-webhooks/1"
 SIGNATURE_VERSION = "v1"
 # The spec's recommended tolerance: wide enough for clock skew and queueing, narrow enough
@@ -88,7 +89,7 @@ def batch_id(alert_ids: Iterable[str]) -> str:
     batches, with other ids: receivers of batches deduplicate on each alert's `alert_id`.
     """
     digest = hashlib.sha256("\n".join(sorted(alert_ids)).encode()).hexdigest()
-    return f"batch_{digest[:32]}"
+    return f"{BATCH_ID_PREFIX}{digest[:32]}"
 
 
 def batch_body(alerts: Sequence[Alert], written: Sequence[bytes | None] = ()) -> bytes:

@@ -34,7 +34,8 @@ import aiohttp
 
 from schemas.article import Article
 from schemas.watchlist import WatchlistRule
-from services.demo.receiver import Received, Receiver, running_receiver
+from services.demo.processes import metric
+from services.demo.receiver import Receiver, running_receiver
 from services.demo.scenario import call
 from services.demo.stack import Stack
 from services.notifier.signing import alerts_of
@@ -75,23 +76,6 @@ def _latencies(receiver: Receiver, since: int, prefix: str) -> list[float]:
     return found
 
 
-class _Tally:
-    """How many alerts the requests from `since` on carried; each request is read once."""
-
-    def __init__(self, since: int, batched: bool) -> None:
-        self._seen = since
-        self._batched = batched
-        self.alerts = 0
-
-    def __call__(self, requests: list[Received]) -> int:
-        if not self._batched:  # one alert a request: no need to read them
-            return len(requests) - self._seen
-        for request in requests[self._seen :]:
-            self.alerts += len(alerts_of(request.body))
-        self._seen = len(requests)
-        return self.alerts
-
-
 async def _at_rate(
     http: aiohttp.ClientSession,
     stack: Stack,
@@ -105,7 +89,7 @@ async def _at_rate(
     url = stack.url("ingest") + "/v1/articles"
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
     before = len(receiver.requests)
-    arrived = _Tally(before, batched=per_request > 1)
+    alerts_before = receiver.alerts()
     per_tick = max(1, round(rate * TICK_S))
     started = time.monotonic()
     behind = 0
@@ -131,12 +115,14 @@ async def _at_rate(
                     raise
     sent_for = time.monotonic() - started
     try:
-        await receiver.wait_for(lambda rs: arrived(rs) >= expected, DRAIN_S)
+        await receiver.wait_for(lambda _: receiver.alerts() - alerts_before >= expected, DRAIN_S)
         sustained = behind <= 1
     except TimeoutError:
         sustained = False
         with contextlib.suppress(TimeoutError):
-            await receiver.wait_for(lambda rs: arrived(rs) >= expected, GIVE_UP_S)
+            await receiver.wait_for(
+                lambda _: receiver.alerts() - alerts_before >= expected, GIVE_UP_S
+            )
     latencies = sorted(_latencies(receiver, before, _prefix(rate, per_request)))
 
     def pct(p: int) -> float | None:
@@ -164,6 +150,17 @@ def _prefix(rate: int, per_request: int) -> str:
     return f"r{rate}-b{per_request}-"
 
 
+async def _matched(stack: Stack, articles: int) -> None:
+    """Wait (up to GIVE_UP_S) until the matcher has consumed `articles` articles."""
+    deadline = time.monotonic() + GIVE_UP_S
+    matcher = stack.processes["matcher"]
+    while await metric(matcher, "newsalert_matcher_articles_total") < articles:
+        if time.monotonic() > deadline:
+            print(f"the matcher is still behind {articles} articles; going on", flush=True)
+            return
+        await asyncio.sleep(0.5)  # another process: its metrics are what we can watch
+
+
 async def _run(
     rules: list[WatchlistRule],
     corpus: list[Article],
@@ -182,13 +179,22 @@ async def _run(
             api = stack.url("ingest")
             await _load_rules(http, api, key, rules)
             offset = 0
+            previous = None
             for per_request in per_requests:
+                # A mode starts clean: the last one's subscription goes (its deliveries not yet
+                # made are dropped), and the matcher has caught up with every article sent.
+                if previous is not None:
+                    await call(http, key, "DELETE", f"{api}/v1/subscriptions/{previous}")
+                await _matched(stack, offset)
+                previous = f"hook-{per_request}"
                 subscription = {
-                    "url": receiver.url + "/hook",
+                    "url": f"{receiver.url}/{previous}",
                     "filter": {"first_of_story_only": False},
                     "alerts_per_request": per_request,
                 }
-                await call(http, key, "PUT", f"{api}/v1/subscriptions/hook", json=subscription)
+                await call(
+                    http, key, "PUT", f"{api}/v1/subscriptions/{previous}", json=subscription
+                )
                 for rate in rates:
                     count = int(rate * seconds)
                     articles = [

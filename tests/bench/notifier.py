@@ -26,6 +26,7 @@ from services.common.kafka import encode, ensure_topics
 from services.common.topics import build_topics, record_key
 from services.demo.processes import ServiceProcess, free_port
 from services.demo.receiver import running_receiver
+from services.notifier.signing import alerts_of as alerts_in
 from tests.bench.broker import local_broker
 from tests.bench.corpus import corpus_dir, load_articles
 from tests.bench.matcher_worker import TENANT, alerts_of, rule_records
@@ -37,9 +38,9 @@ GIVE_UP_S = 600.0
 
 
 async def _deliver(
-    bootstrap: str, alerts: list[tuple[bytes, bytes]], log: Path
+    bootstrap: str, alerts: list[tuple[bytes, bytes]], per_request: int, log: Path
 ) -> dict[str, float]:
-    prefix = f"notify{int(time.time())}."
+    prefix = f"notify{int(time.time())}-{per_request}."
     topics = build_topics(prefix, partitions=3, retry_steps=1)
     await ensure_topics(bootstrap, topics.all())
     async with running_receiver() as receiver:
@@ -49,6 +50,7 @@ async def _deliver(
             tenant=TENANT,
             url=receiver.url + "/hook",
             filter=SubscriptionFilter(first_of_story_only=False),
+            alerts_per_request=per_request,
             secrets=[SigningSecret(secret=SECRET, created_at=now)],
             created_at=now,
             updated_at=now,
@@ -81,17 +83,23 @@ async def _deliver(
             await notifier.wait_ready(timeout_s=120)
             await receiver.wait_for(lambda rs: len(rs) >= 1, GIVE_UP_S)
             first = receiver.requests[0].wall
-            await receiver.wait_for(lambda rs: len(rs) >= len(alerts), GIVE_UP_S)
+            in_first = receiver.alerts()
+            await receiver.wait_for(lambda _: receiver.alerts() >= len(alerts), GIVE_UP_S)
             last = receiver.requests[-1].wall
         finally:
             notifier.stop()
-        distinct = {json.loads(r.body)["data"]["alert_id"] for r in receiver.requests}
+        distinct = {a["alert_id"] for r in receiver.requests for a in alerts_in(r.body)}
+    requests = len(receiver.requests)
     return {
+        "alerts_per_request": per_request,
         "alerts": len(alerts),
-        "webhooks": len(receiver.requests),
+        "requests": requests,
+        "alerts_delivered": receiver.alerts(),
         "distinct_alerts_delivered": len(distinct),
         "seconds": round(last - first, 2),
-        "webhooks_per_s": round((len(receiver.requests) - 1) / (last - first)),
+        # From the first arrival on: what the first request carried is not counted.
+        "alerts_per_s": round((receiver.alerts() - in_first) / (last - first)),
+        "requests_per_s": round((requests - 1) / (last - first)),
     }
 
 
@@ -100,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--articles", type=int, default=400)
+    parser.add_argument("--alerts-per-request", default="1,100")
     args = parser.parse_args(argv)
     if not (corpus_dir() / "train.csv").is_file():
         print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
@@ -108,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     rules = rule_records(corpus, args.rules)
     alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
     with local_broker() as (bootstrap, scratch):
-        result = asyncio.run(_deliver(bootstrap, alerts, scratch / "notifier.log"))
+        results = [
+            asyncio.run(_deliver(bootstrap, alerts, int(n), scratch / f"notifier-{n}.log"))
+            for n in args.alerts_per_request.split(",")
+        ]
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "rules": len(rules),
         "articles": args.articles,
-        **result,
+        "alerts": len(alerts),
+        "runs": results,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -122,12 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"# Notifier alone: {len(rules):,} rules, the alerts of {args.articles:,} BBC articles",
             "",
-            "| measure | value |",
-            "|---|---|",
-            f"| alerts in the topic | {result['alerts']:,} |",
-            f"| webhooks delivered (distinct alerts) | {result['webhooks']:,} "
-            f"({result['distinct_alerts_delivered']:,}) |",
-            f"| webhooks/s, one notifier, one subscription | {result['webhooks_per_s']:,} |",
+            f"{len(alerts):,} alerts in the topic; one notifier, one subscription.",
+            "",
+            "| alerts per request | requests | alerts delivered (distinct) | alerts/s "
+            "| requests/s |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r['alerts_per_request']} | {r['requests']:,} | {r['alerts_delivered']:,} "
+                f"({r['distinct_alerts_delivered']:,}) | {r['alerts_per_s']:,} "
+                f"| {r['requests_per_s']:,} |"
+                for r in results
+            ),
             "",
         ]
     )

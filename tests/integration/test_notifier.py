@@ -170,7 +170,7 @@ async def test_a_batching_subscription_gets_alerts_read_together_in_signed_batch
     subscription = _subscription("batches", url, secret, alerts_per_request=5)
     await _publish(kafka_bootstrap, topics, subscription, *alerts)
     async with _notifier(_settings(kafka_bootstrap, topic_prefix)):
-        await receiver.wait_for(lambda rs: sum(len(ids) for ids in _batched(rs)) >= len(alerts))
+        await receiver.wait_for(lambda _: receiver.alerts() >= len(alerts))
     carried = _batched(receiver.requests)
     for request in receiver.requests:
         Webhook(secret).verify(request.body, request.headers)
