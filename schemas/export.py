@@ -28,6 +28,7 @@ from schemas.replay import ReplayAccepted, ReplayIn, ReplayRequest
 from schemas.story import StoryRecord
 from schemas.subscription import Subscription, SubscriptionIn
 from schemas.watchlist import RuleRecord, Watchlist, WatchlistRule
+from schemas.webhook import AlertBatchMessage, AlertMessage
 
 CONTRACTS: tuple[type[BaseModel], ...] = (
     Article,
@@ -53,6 +54,8 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     SubscriptionView,
     SubscriptionCreated,
     WatchlistApplied,
+    AlertMessage,
+    AlertBatchMessage,
 )
 
 JSON_DIR = Path(__file__).parent / "json"

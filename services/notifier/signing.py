@@ -27,6 +27,7 @@ from typing import Any
 from schemas.alert import Alert
 from schemas.subscription import SECRET_PREFIX, SigningSecret
 
+# The bodies are `schemas.webhook.AlertMessage` and `AlertBatchMessage`, written by hand.
 EVENT_TYPE = "alert.created"
 BATCH_EVENT_TYPE = "alert.batch"
 BATCH_ID_PREFIX = "batch_"  # alert ids start with `alert_`

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.alert import Alert
+from schemas.webhook import AlertBatchMessage, AlertMessage
 from services.notifier.signing import (
     BATCH_EVENT_TYPE,
     USER_AGENT,
@@ -430,3 +431,15 @@ def test_the_written_json_is_what_is_sent() -> None:
     assert json.loads(body)["data"]["alerts"] == [{"as": "read"}]
     with pytest.raises(ValueError, match="2 written alerts for 1"):
         message([alert], batched=True, written=[b"{}", b"{}"])
+
+
+def test_the_bodies_sent_are_the_webhook_contracts() -> None:
+    alerts = _alerts(3)
+
+    single = AlertMessage.model_validate_json(webhook_body(alerts[0]))
+    batch = AlertBatchMessage.model_validate_json(message(alerts, batched=True)[1])
+
+    assert single.data == alerts[0]
+    assert single.timestamp == alerts[0].matched_at
+    assert batch.data.alerts == alerts
+    assert batch.timestamp == max(a.matched_at for a in alerts)
