@@ -205,6 +205,9 @@ async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
             )
         for server in bootstrap.split(","):
             host, _, port = server.strip().rpartition(":")
+            remaining = deadline - time.monotonic()  # shared by the servers, not each theirs
+            if remaining <= 0:
+                break
             try:
                 async with asyncio.timeout(remaining):
                     brokers = await _brokers_listed(host.strip("[]"), int(port), remaining)

@@ -100,9 +100,7 @@ async def await_deliveries(stack: Stack, receiver: Receiver, articles: int) -> i
             raise DemoError("the matcher did not consume the seed articles within 60 s")
         await asyncio.sleep(0.1)  # another process: its metrics are what we can watch
     alerts = int(await metric(matcher, "newsalert_matcher_alerts_total"))
-    await receiver.wait_for(
-        lambda requests: sum(len(alerts_of(r.body)) for r in requests) >= alerts, timeout_s=60
-    )
+    await receiver.wait_for(lambda _: receiver.alerts() >= alerts, timeout_s=60)
     return alerts
 
 

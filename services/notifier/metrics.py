@@ -53,13 +53,14 @@ class NotifierMetrics:
             ),
             attempts=Counter(
                 "newsalert_notifier_attempts_total",
-                "HTTP attempts, by outcome: delivered, retry, gone, failed.",
+                "Alerts attempted, by outcome: delivered, retry, gone, failed (a batch request "
+                "counts each of its alerts).",
                 ["outcome"],
                 registry=registry,
             ),
             delivery_seconds=Histogram(
                 "newsalert_notifier_delivery_seconds",
-                "Duration of one webhook HTTP attempt.",
+                "Duration of one webhook HTTP request (one alert, or a batch).",
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
@@ -91,8 +92,8 @@ class NotifierMetrics:
             ),
             settle_retries=Counter(
                 "newsalert_notifier_settle_retries_total",
-                "Deliveries whose outcome could not be written to Kafka (busy or away), "
-                "settled again after a pause.",
+                "Outcomes of deliveries that Kafka did not store at first (busy or away) and "
+                "were written again, and deliveries settled again after an unforeseen error.",
                 registry=registry,
             ),
         )

@@ -33,11 +33,12 @@ def wants(subscription: Subscription, alert: Alert) -> bool:
     return alert.first_of_story or not wanted.first_of_story_only
 
 
+MAX_MEMO_ENTRIES = 1 << 16
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
-def requests(deliveries: Iterable[tuple[K, int, T]]) -> Iterator[list[T]]:
+def into_requests(deliveries: Iterable[tuple[K, int, T]]) -> Iterator[list[T]]:
     """Deliveries `(subscription key, its alerts per request, delivery)` grouped into requests.
 
     Each request is a run of one subscription's deliveries, in the order given, of at most
@@ -144,6 +145,8 @@ class SubscriptionIndex:
         if candidates is None:
             shelf = self._tenants.get(alert.tenant)
             candidates = [] if shelf is None else shelf.candidates(alert.rule_id)
+            if len(self._candidates) >= MAX_MEMO_ENTRIES:
+                self._candidates.clear()  # rules and tenants without end: bounded
             self._candidates[key] = candidates
         return [sub for sub in candidates if wants(sub, alert)]
 

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -53,7 +53,7 @@ from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeK
 from schemas.health import EndpointStatus
 from schemas.replay import ReplayRequest
 from schemas.subscription import Subscription
-from services.common.batching_producer import BatchingProducer, Delivery, Record
+from services.common.batching_producer import BatchingProducer, Record
 from services.common.compacted import CompactedView
 from services.common.dead_letters import DeadLetterView
 from services.common.follower import seek_to_time
@@ -74,13 +74,15 @@ from services.notifier.health import EndpointHealth
 from services.notifier.http import WebhookClient
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.policy import Decision, RetrySchedule, parse_retry_after
-from services.notifier.routing import SubscriptionIndex, requests, wants
+from services.notifier.routing import SubscriptionIndex, into_requests, wants
 from services.notifier.signing import NoActiveSecretError, message, webhook_headers
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 2000  # deliveries started and not settled, over every queue
-# A delivery whose outcome could not be written is settled again after these pauses.
+MAX_IN_FLIGHT = 2000  # alerts in requests started and not settled, over every queue
+# A batch whose body would be larger goes as two requests: endpoints refuse big bodies (413).
+MAX_BATCH_BODY_BYTES = 1024 * 1024
+# A delivery that could not be settled is settled again after these pauses.
 SETTLE_RETRY_FIRST_S = 0.5
 SETTLE_RETRY_MAX_S = 30.0
 
@@ -134,6 +136,15 @@ class _Source:
     tracker: OffsetTracker = field(default_factory=OffsetTracker)
 
 
+@dataclass
+class _Outcome:
+    """What settling one request writes to Kafka, and what follows here once it is stored."""
+
+    records: list[Record] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    disabled: Subscription | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A delivery and the record it came from, whose offset it holds back until settled."""
@@ -142,7 +153,6 @@ class _Pending:
     source: _Source
     partition: Hashable
     offset: int
-    written: bytes | None = None  # the alert's JSON as read, when read from the alerts topic
 
 
 class Notifier:
@@ -185,8 +195,8 @@ class Notifier:
         self._endpoints = 0  # enabled subscriptions
         self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._producer: Any = None
-        self._audit: BatchingProducer | None = None  # on the producer, once started
-        self._audited: list[Delivery] = []
+        # What settling deliveries writes, in batches; on the producer, once started.
+        self._out: BatchingProducer | None = None
         self._alerts: _Source | None = None
         self._queues: list[_Source] = []
         self._replays: _Source | None = None
@@ -209,21 +219,14 @@ class Notifier:
         self._endpoints = enabled
         self.metrics.subscriptions_disabled.set(len(self.subscriptions) - enabled)
 
-    async def _disable(self, subscription: Subscription, reason: str) -> None:
-        now = self._clock()
+    def _disable(self, subscription: Subscription, reason: str, out: _Outcome) -> None:
+        """Have `out` disable the subscription: its record, and the view once it is stored."""
         disabled = subscription.model_copy(
-            update={"enabled": False, "disabled_reason": reason, "updated_at": now}
+            update={"enabled": False, "disabled_reason": reason, "updated_at": self._clock()}
         )
-        await self._send(
-            self.topics.subscriptions.name,
-            record_key(subscription.tenant, subscription.id),
-            disabled,
-        )
-        self._view.apply(record_key(subscription.tenant, subscription.id), disabled)
-        log.warning(
-            "subscription disabled",
-            extra={"tenant": subscription.tenant, "subscription": subscription.id, "why": reason},
-        )
+        key = record_key(subscription.tenant, subscription.id)
+        out.records.append((self.topics.subscriptions.name, key.encode(), encode(disabled)))
+        out.disabled = disabled
 
     # -- endpoint health -----------------------------------------------------------------
 
@@ -244,11 +247,15 @@ class Notifier:
     async def _publish_health(self) -> None:
         # Coalesced: one status record per subscription per flush, however many attempts.
         pending, self._unpublished = self._unpublished, set()
-        for tenant, subscription_id in pending:
-            status = self.health(tenant, subscription_id).status()
-            await self._send(
-                self.topics.endpoint_status.name, record_key(tenant, subscription_id), status
-            )
+        try:
+            for tenant, subscription_id in pending:
+                status = self.health(tenant, subscription_id).status()
+                await self._send(
+                    self.topics.endpoint_status.name, record_key(tenant, subscription_id), status
+                )
+        except BaseException:
+            self._unpublished |= pending  # the next flush publishes them (again)
+            raise
 
     # -- delivering ----------------------------------------------------------------------
 
@@ -262,15 +269,16 @@ class Notifier:
     async def _send(self, topic: str, key: str, value: Any) -> None:
         await self._producer.send_and_wait(topic, key=key.encode(), value=encode(value))
 
-    async def _settle(
-        self, tasks: list[DeliveryTask], written: Sequence[bytes | None] = ()
-    ) -> None:
-        """Attempt one request carrying `tasks` (or defer them), and record what comes of it.
+    async def _settle(self, tasks: list[DeliveryTask]) -> None:
+        """Attempt one request carrying `tasks` (or defer them), and store what comes of it.
 
         Every task of one request is for one subscription; one task unless the subscription
-        takes several alerts per request. `written` holds their alerts' JSON where it was read
-        with them.
+        takes several alerts per request. Whatever the outcome writes (audit records, retry
+        tasks, dead letters, a disabled subscription) is stored in one go before this returns,
+        and Kafka is asked again until it is: nothing here fails half-way, so a request is
+        never sent twice for a write that failed after it.
         """
+        out = _Outcome()
         tenant, subscription_id = tasks[0].alert.tenant, tasks[0].subscription_id
         subscription = self.subscriptions.get(tenant, subscription_id)
         if subscription is None:
@@ -281,24 +289,51 @@ class Notifier:
             reason = f"subscription disabled: {subscription.disabled_reason}"
             for task in tasks:
                 self.health(tenant, subscription.id).record_dead_letter()
-                await self._dead_letter(task, task.attempts, reason)
+                self._dead_letter(task, task.attempts, reason, out)
             self._unpublished.add((tenant, subscription.id))
-            return
-        lane = self._lane(subscription)
-        if (
+        elif self._behind_a_backlog(tasks, self._lane(subscription)):
+            for task in tasks:
+                self._defer(task, out)
+        else:
+            await self._attempt(tasks, subscription, self._lane(subscription), out)
+        await self._store(out)
+
+    def _behind_a_backlog(self, tasks: list[DeliveryTask], lane: _Lane) -> bool:
+        return (
             all(task.next_attempt == 1 for task in tasks)
             and lane.waiting >= self.settings.webhook_backlog
             and self._endpoints > 1  # else there is no other endpoint to make room for
-        ):
-            for task in tasks:
-                await self._defer(task)
-            return
-        await self._attempt(tasks, subscription, lane, written)
+        )
 
-    async def _defer(self, task: DeliveryTask) -> None:
+    async def _store(self, out: _Outcome) -> None:
+        """Write what settling wrote down, wait until Kafka has it, then act on it here."""
+        assert self._out is not None, "deliveries are settled only once started"
+        if out.records:
+            await self._out.send(out.records)
+        for letter in out.letters:
+            self.dead_letters.add(letter)
+            self.metrics.dead_letters.inc()
+            self.metrics.deliveries.labels("dead_letter").inc()
+            log.warning(
+                "delivery dead-lettered",
+                extra={"alert_id": letter.alert.alert_id, "subscription": letter.subscription_id},
+            )
+        if out.disabled is not None:
+            disabled = out.disabled
+            self._view.apply(record_key(disabled.tenant, disabled.id), disabled)
+            log.warning(
+                "subscription disabled",
+                extra={
+                    "tenant": disabled.tenant,
+                    "subscription": disabled.id,
+                    "why": disabled.disabled_reason,
+                },
+            )
+
+    def _defer(self, task: DeliveryTask, out: _Outcome) -> None:
         """Queue the delivery on the first retry queue unattempted: it keeps its attempt number."""
         first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
-        await self._queue(task, task.attempts, first_step)
+        self._queue(task, task.attempts, first_step, out)
         self.metrics.deliveries.labels("deferred").inc()
 
     async def _slot(self, lane: _Lane) -> bool:
@@ -320,33 +355,35 @@ class Notifier:
         return True
 
     async def _attempt(
-        self,
-        tasks: list[DeliveryTask],
-        subscription: Subscription,
-        lane: _Lane,
-        written: Sequence[bytes | None] = (),
+        self, tasks: list[DeliveryTask], subscription: Subscription, lane: _Lane, out: _Outcome
     ) -> None:
         started = self._clock()
-        # The event time in the body: the same bytes on every retry of the same alerts. A
-        # batch formed before the subscription went back to one alert a request is still one.
+        # A batch formed before the subscription went back to one alert a request is still
+        # one. The event time in the body: the same bytes on every retry of the same alerts.
         batched = subscription.alerts_per_request > 1 or len(tasks) > 1
-        msg_id, body = message([task.alert for task in tasks], batched=batched, written=written)
+        msg_id, body = message([task.alert for task in tasks], batched=batched)
+        if len(body) > MAX_BATCH_BODY_BYTES and len(tasks) > 1:
+            # Alerts with long evidence: halves, rather than a body endpoints refuse (413).
+            half = len(tasks) // 2
+            await self._attempt(tasks[:half], subscription, lane, out)
+            await self._attempt(tasks[half:], subscription, lane, out)
+            return
         try:
             headers = webhook_headers(subscription.secrets, msg_id, body, started)
         except NoActiveSecretError as exc:
             for task in tasks:
-                await self._dead_letter(task, task.attempts, str(exc))
+                self._dead_letter(task, task.attempts, str(exc), out)
             return
-        # The lane's slot is held for the HTTP request only: recording its outcome in Kafka
+        # The lane's slot is held for the HTTP request only: storing its outcome in Kafka
         # must not keep the next request to this endpoint waiting.
-        lane.waiting += len(tasks)
+        lane.waiting += 1
         try:
             served = await self._slot(lane)
         finally:
-            lane.waiting -= len(tasks)
+            lane.waiting -= 1
         if not served:
             for task in tasks:
-                await self._defer(task)
+                self._defer(task, out)
             return
         try:
             response = await self._client.post(subscription.url, body, headers)
@@ -357,9 +394,8 @@ class Notifier:
         retry_after = parse_retry_after(response.retry_after, finished)
         health = self.health(subscription.tenant, subscription.id)
         self._unpublished.add((subscription.tenant, subscription.id))
-        outcome = OutcomeKind.DELIVERED
         audit_key = record_key(subscription.tenant, subscription.id).encode()
-        audits: list[Record] = []
+        outcome = OutcomeKind.DELIVERED
         for task in tasks:
             # Per alert: the same answer is a retry for one and the last straw for another.
             decision = self.schedule.decide(
@@ -391,26 +427,23 @@ class Notifier:
                     "error": response.error,
                 },
             )
-            audits.append((self.topics.deliveries.name, audit_key, encode(attempt)))
+            out.records.append((self.topics.deliveries.name, audit_key, encode(attempt)))
             health.record(decision.outcome, finished, response.error, response.status)
-            await self._conclude(task, decision, [*task.attempts, attempt], finished)
+            self._conclude(task, decision, [*task.attempts, attempt], finished, out)
             outcome = decision.outcome
-        # Audit records, not a hand-off: no need to wait for their acks here. `_commit` waits
-        # for them before it commits any offset, so they are in Kafka by then.
-        assert self._audit is not None, "deliveries are attempted only once started"
-        self._audited.append(self._audit.send(audits))
         # Every alert of the request had the same answer: delivered for all, or for none.
-        if outcome is not OutcomeKind.DELIVERED and health.should_disable(self._disable_after):
-            await self._disable(subscription, health.disable_reason())
         if outcome is OutcomeKind.GONE:
-            await self._disable(subscription, "the endpoint answered 410 Gone")
+            self._disable(subscription, "the endpoint answered 410 Gone", out)
+        elif outcome is not OutcomeKind.DELIVERED and health.should_disable(self._disable_after):
+            self._disable(subscription, health.disable_reason(), out)
 
-    async def _conclude(
+    def _conclude(
         self,
         task: DeliveryTask,
         decision: Decision,
         attempts: list[DeliveryAttempt],
         finished: datetime,
+        out: _Outcome,
     ) -> None:
         """Settle one alert of an attempted request: delivered, queued again, or dead."""
         outcome = decision.outcome
@@ -424,18 +457,17 @@ class Notifier:
             self.metrics.deliveries.labels("gone").inc()
         elif outcome is OutcomeKind.RETRY and decision.delay_s is not None:
             self.metrics.deliveries.labels("retry").inc()
-            await self._queue(task, attempts, decision.delay_s)
+            self._queue(task, attempts, decision.delay_s, out)
         else:
             last = attempts[-1].error or f"HTTP {attempts[-1].status_code}"
-            await self._dead_letter(
-                task, attempts, f"no success after {len(attempts)} attempts; last: {last}"
-            )
+            reason = f"no success after {len(attempts)} attempts; last: {last}"
+            self._dead_letter(task, attempts, reason, out)
 
-    async def _queue(
-        self, task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float
+    def _queue(
+        self, task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float, out: _Outcome
     ) -> None:
         if not self._queues:  # an empty schedule: one attempt only
-            await self._dead_letter(task, attempts, "no retry queue configured")
+            self._dead_letter(task, attempts, "no retry queue configured", out)
             return
         done = len(attempts) - len(task.attempts)  # 1 after an attempt, 0 when deferred
         queued = DeliveryTask(
@@ -446,14 +478,11 @@ class Notifier:
             attempts=attempts,
         )
         index = queue_for(delay_s, self.schedule.delays_s, self.schedule.jitter)
-        await self._send(
-            self.topics.retries[index].name,
-            record_key(task.alert.tenant, task.subscription_id),
-            queued,
-        )
+        key = record_key(task.alert.tenant, task.subscription_id).encode()
+        out.records.append((self.topics.retries[index].name, key, encode(queued)))
 
-    async def _dead_letter(
-        self, task: DeliveryTask, attempts: list[DeliveryAttempt], reason: str
+    def _dead_letter(
+        self, task: DeliveryTask, attempts: list[DeliveryAttempt], reason: str, out: _Outcome
     ) -> None:
         letter = DeadLetter(
             alert=task.alert,
@@ -462,38 +491,28 @@ class Notifier:
             attempts=attempts,
             dead_at=self._clock(),
         )
-        await self._send(
-            self.topics.deliveries_dlq.name,
-            record_key(task.alert.tenant, task.subscription_id),
-            letter,
-        )
-        self.dead_letters.add(letter)
-        self.metrics.dead_letters.inc()
-        self.metrics.deliveries.labels("dead_letter").inc()
-        log.warning(
-            "delivery dead-lettered",
-            extra={"alert_id": task.alert.alert_id, "subscription": task.subscription_id},
-        )
+        key = record_key(task.alert.tenant, task.subscription_id).encode()
+        out.records.append((self.topics.deliveries_dlq.name, key, encode(letter)))
+        out.letters.append(letter)
 
     async def _run(self, pending: list[_Pending]) -> None:
         try:
-            await self._settle_until_done([p.task for p in pending], [p.written for p in pending])
+            await self._settle_until_done([p.task for p in pending])
         finally:
-            self._window.release()
+            for _ in pending:
+                self._window.release()
         for p in pending:
             p.source.tracker.finish(p.partition, p.offset)
 
-    async def _settle_until_done(
-        self, tasks: list[DeliveryTask], written: Sequence[bytes | None] = ()
-    ) -> None:
-        # A delivery that could not be settled (its retry or dead letter not written: the
-        # broker busy or away) is tried again here, not left for a restart: until then its
-        # offset would hold back every commit and the alert would reach no one. A retry may
-        # repeat a webhook that did go out; receivers deduplicate on its id.
+    async def _settle_until_done(self, tasks: list[DeliveryTask]) -> None:
+        # Storing an outcome waits for Kafka however long it takes; this is for the
+        # unforeseen, which must not leave the offsets held back until a restart (and the
+        # alerts reaching no one) either. Settling again may repeat a webhook that did go
+        # out; receivers deduplicate on its id.
         pause = SETTLE_RETRY_FIRST_S
         while True:
             try:
-                await self._settle(tasks, written)
+                await self._settle(tasks)
                 return
             except Exception:
                 self.metrics.settle_retries.inc()
@@ -506,8 +525,9 @@ class Notifier:
 
     async def _spawn(self, pending: Iterable[_Pending]) -> None:
         """Start the requests that carry `pending`, grouped as their subscriptions take them."""
-        for request in requests(self._request_keys(pending)):
-            await self._window.acquire()
+        for request in into_requests(self._request_keys(pending)):
+            for _ in request:  # the window counts alerts, whatever the requests carry
+                await self._window.acquire()
             running = asyncio.create_task(self._run(request))
             self._deliveries.add(running)
             running.add_done_callback(self._deliveries.discard)
@@ -553,7 +573,6 @@ class Notifier:
                 source,
                 partition,
                 record.offset,
-                record.value,
             )
             for subscription in wanted
         ]
@@ -666,17 +685,18 @@ class Notifier:
     async def _commit_forever(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            await self._commit()
+            try:
+                await self._commit()
+            except Exception:
+                # The broker away: what was not committed is committed next time round.
+                log.exception("offsets or endpoint statuses not written; trying again")
 
     async def _commit(self) -> None:
         await self._publish_health()
         sources = [s for s in (self._alerts, *self._queues, self._replays) if s is not None]
-        # Offsets first, then the flush: every record the settled deliveries wrote (their
-        # audit records too) is acknowledged before the offsets that cover them are committed.
+        # Settled deliveries have had what they wrote acknowledged (see `_store`); the flush
+        # covers the endpoint statuses.
         ready = [(source, source.tracker.committable()) for source in sources]
-        audited, self._audited = self._audited, []
-        for delivery in audited:
-            await delivery
         await self._producer.flush()
         queued = 0
         for source, offsets in ready:
@@ -700,10 +720,21 @@ class Notifier:
         await ensure_topics(s.bootstrap_servers, self.topics.all(), s.replication_factor)
         self._producer = make_producer(s.bootstrap_servers)
         await self._producer.start()
-        # Audit records, one per alert attempted, go in batches: aiokafka's send per record
-        # was a seventh of the notifier's time with batched requests.
-        self._audit = BatchingProducer(self._producer)
-        await self._audit.prepare([self.topics.deliveries.name])
+        # One batch per request's outcome: audit records (one per alert attempted), retry
+        # tasks, dead letters. aiokafka's send per record was a seventh of the notifier's time
+        # with batched requests.
+        self._out = BatchingProducer(
+            self._producer, on_retry=lambda topic, error: self.metrics.settle_retries.inc()
+        )
+        topics = self.topics
+        await self._out.prepare(
+            [
+                topics.deliveries.name,
+                topics.deliveries_dlq.name,
+                topics.subscriptions.name,
+                *(retry.name for retry in topics.retries),
+            ]
+        )
         await self._view.start()
         await self._statuses.start()
         await self.dead_letters.start()
@@ -756,7 +787,12 @@ class Notifier:
                 await task
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=grace_s)
-        await self._commit()
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._commit()
+        except Exception:
+            # The broker away: the next owner of these offsets redoes what they cover.
+            log.exception("stopped without committing the last offsets")
         for source in (self._alerts, *self._queues, self._replays):
             if source is not None:
                 await source.consumer.stop()
@@ -764,8 +800,8 @@ class Notifier:
             await view.stop()
         await self._lag.stop()
         await self._client.close()
-        if self._audit is not None:
-            await self._audit.close()
+        if self._out is not None:
+            await self._out.close()
         if self._producer is not None:
             await self._producer.stop()
         if self._runner is not None:

@@ -57,14 +57,11 @@ def _utc_iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def webhook_body(
-    alert: Alert, timestamp: datetime | None = None, written: bytes | None = None
-) -> bytes:
+def webhook_body(alert: Alert, timestamp: datetime | None = None) -> bytes:
     """The message body: compact UTF-8 JSON `{"type", "timestamp", "data": <alert>}`.
 
     `timestamp` is when the event happened and defaults to the alert's `matched_at`, which
     keeps the body byte-identical on every retry (only the signing timestamp changes).
-    `written` is the alert's JSON as already written, if at hand: see `_json_of`.
     """
     at = _utc_iso(alert.matched_at if timestamp is None else timestamp)
     # The alert as pydantic writes it (compact, UTF-8 text as is: titles in any script), in
@@ -72,58 +69,47 @@ def webhook_body(
     # ensure_ascii=False) of the dumped model, at a fraction of the cost of dumping it to
     # Python objects first. The signature covers exactly these bytes either way.
     head = f'{{"type":{json.dumps(EVENT_TYPE)},"timestamp":"{at}","data":'.encode()
-    return head + _json_of(alert, written) + b"}"
-
-
-def _json_of(alert: Alert, written: bytes | None) -> bytes:
-    # The alerts topic's record is the alert as the model dumps it (the matcher writes it so,
-    # byte for byte: tests/unit/matcher/test_alerts.py), so a record read from there is sent
-    # as read, and the body of a retry, dumped from its task, has the same bytes.
-    return alert.model_dump_json().encode() if written is None else written
+    return head + alert.model_dump_json().encode() + b"}"
 
 
 def batch_id(alert_ids: Iterable[str]) -> str:
     """The `webhook-id` of a batch: `batch_` and a digest of its alert ids, in any order.
 
-    The same alerts give the same id, so a batch sent again as it was (a notifier restarted
-    before committing) is one a receiver can drop. Alerts retried later travel in other
-    batches, with other ids: receivers of batches deduplicate on each alert's `alert_id`.
+    The same alerts give the same id: a request sent again as it was (settled again after an
+    unforeseen failure) is one a receiver can drop. After a restart, or a retry, alerts
+    travel in other batches, with other ids: receivers of batches deduplicate on each
+    alert's `alert_id`.
     """
     digest = hashlib.sha256("\n".join(sorted(alert_ids)).encode()).hexdigest()
     return f"{BATCH_ID_PREFIX}{digest[:32]}"
 
 
-def batch_body(alerts: Sequence[Alert], written: Sequence[bytes | None] = ()) -> bytes:
+def batch_body(alerts: Sequence[Alert]) -> bytes:
     """A batch message's body: `{"type": "alert.batch", "timestamp", "data": {"alerts": [...]}}`.
 
     The timestamp is the newest alert's `matched_at`, so the same alerts give the same bytes;
-    each alert is written as in a single message (`written[i]`, if given, is the JSON of
-    `alerts[i]` as already written).
+    each alert is written as in a single message. (Not the alerts topic's records as read:
+    validation does not make them canonical, and what the body says must be what was
+    validated.)
     """
     if not alerts:
         raise ValueError("a batch holds at least one alert")
     at = _utc_iso(max(alert.matched_at for alert in alerts))
     head = f'{{"type":{json.dumps(BATCH_EVENT_TYPE)},"timestamp":"{at}","data":{{"alerts":['
-    jsons = map(_json_of, alerts, written or [None] * len(alerts))
-    return head.encode() + b",".join(jsons) + b"]}}"
+    return head.encode() + b",".join(a.model_dump_json().encode() for a in alerts) + b"]}}"
 
 
-def message(
-    alerts: Sequence[Alert], *, batched: bool, written: Sequence[bytes | None] = ()
-) -> tuple[str, bytes]:
+def message(alerts: Sequence[Alert], *, batched: bool) -> tuple[str, bytes]:
     """The `webhook-id` and body of one request carrying `alerts`.
 
     Unbatched, that is exactly one alert as an `alert.created` message; batched, any number
     (one included: a batching receiver always gets the same shape) as an `alert.batch`.
-    `written`, if given, holds each alert's JSON as already written (None where it is not).
     """
-    if written and len(written) != len(alerts):
-        raise ValueError(f"{len(written)} written alerts for {len(alerts)}")
     if batched:
-        return batch_id(a.alert_id for a in alerts), batch_body(alerts, written)
+        return batch_id(a.alert_id for a in alerts), batch_body(alerts)
     if len(alerts) != 1:
         raise ValueError(f"an unbatched message carries one alert, not {len(alerts)}")
-    return alerts[0].alert_id, webhook_body(alerts[0], written=written[0] if written else None)
+    return alerts[0].alert_id, webhook_body(alerts[0])
 
 
 def alerts_of(body: bytes) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ async def _deliver(
             await notifier.wait_ready(timeout_s=120)
             await receiver.wait_for(lambda rs: len(rs) >= 1, GIVE_UP_S)
             first = receiver.requests[0].wall
-            in_first = receiver.alerts()
+            in_first = len(alerts_in(receiver.requests[0].body))
             await receiver.wait_for(lambda _: receiver.alerts() >= len(alerts), GIVE_UP_S)
             last = receiver.requests[-1].wall
         finally:

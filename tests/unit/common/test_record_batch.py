@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from newsalert_native import RecordBatch
 
@@ -48,7 +48,22 @@ def _native_batch(
     return batch
 
 
+_BYTES = bytes(range(256)) * 33
+
+
 @settings(max_examples=200, deadline=None)
+# A record that fills the batch exactly: aiokafka's C builder (its producer's) leaves it out.
+@example(
+    records=[
+        (None, None),
+        (None, _BYTES[:8234]),
+        (None, _BYTES[:8300]),
+        (b"\x00" * 9, _BYTES[:8100]),
+    ],
+    max_bytes=24742,
+    timestamp_ms=0,
+    state=None,
+)
 @given(
     records=_records,
     max_bytes=st.integers(min_value=0, max_value=40_000),

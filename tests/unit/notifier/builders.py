@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from schemas.alert import Alert, ArticleSummary, Evidence, Snippet
 from schemas.common import Severity
 from schemas.identity import alert_id
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
+from services.common.batching_producer import Record
 
 T0 = datetime(2023, 4, 15, 9, 30, tzinfo=UTC)
 
@@ -83,3 +85,23 @@ def make_subscription(
         created_at=T0,
         updated_at=T0,
     )
+
+
+class StoredAtOnce:
+    """Stands in for the notifier's batching producer: keeps what it is sent, stored at once."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.sends = 0
+
+    def send(self, records: list[Record]) -> asyncio.Future[None]:
+        """Keep `records`; the returned future is already done."""
+        self.sends += 1
+        self.records.extend(records)
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stored.set_result(None)
+        return stored
+
+    def topics(self) -> list[str]:
+        """The topic of each record kept, in order."""
+        return [topic for topic, _, _ in self.records]

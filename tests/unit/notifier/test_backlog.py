@@ -18,7 +18,7 @@ from schemas.subscription import Subscription
 from services.common.settings import NotifierSettings
 from services.common.topics import record_key
 from services.notifier.service import Notifier
-from tests.unit.notifier.builders import make_alert, make_subscription
+from tests.unit.notifier.builders import StoredAtOnce, make_alert, make_subscription
 
 BACKLOG = 3
 BUSY = make_subscription(sub_id="busy")
@@ -41,13 +41,16 @@ async def _settle_behind_a_backlog(
     done: list[str] = []
 
     async def attempt(
-        tasks: list[DeliveryTask], subscription: Subscription, lane: object, written: object
+        tasks: list[DeliveryTask], subscription: Subscription, lane: object, out: object
     ) -> None:
         done.append("waits its turn")
 
-    async def queue(task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float) -> None:
+    def queue(
+        task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float, out: object
+    ) -> None:
         done.append("steps aside")
 
+    notifier._out = StoredAtOnce()  # type: ignore[assignment]
     monkeypatch.setattr(notifier, "_attempt", attempt)
     monkeypatch.setattr(notifier, "_queue", queue)
     task = DeliveryTask(
@@ -127,7 +130,9 @@ async def test_a_delivery_that_waited_too_long_for_its_endpoint_steps_aside_even
     await lane.slots.acquire()  # its one request slot is taken, and stays taken
     deferred: list[int] = []
 
-    async def queue(task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float) -> None:
+    def queue(
+        task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float, out: object
+    ) -> None:
         deferred.append(task.next_attempt)
 
     async def post(*args: object) -> None:
@@ -142,7 +147,8 @@ async def test_a_delivery_that_waited_too_long_for_its_endpoint_steps_aside_even
         not_before=datetime.now(UTC),
     )
 
-    await asyncio.wait_for(notifier._attempt([task], BUSY, lane), timeout=5)
+    notifier._out = StoredAtOnce()  # type: ignore[assignment]
+    await asyncio.wait_for(notifier._settle([task]), timeout=5)
 
     assert deferred == [2]  # unattempted: it keeps its attempt number
     assert lane.waiting == 0

@@ -266,7 +266,7 @@ def test_requests_carry_each_delivery_once_within_its_subscriptions_size_and_in_
     sizes = {key: size for key, size in drawn}
     deliveries = [(key, sizes[key], (key, n)) for n, (key, _) in enumerate(drawn)]
 
-    grouped = list(routing.requests(deliveries))
+    grouped = list(routing.into_requests(deliveries))
 
     assert sorted(d for request in grouped for d in request) == sorted(d for _, _, d in deliveries)
     for request in grouped:
@@ -283,7 +283,7 @@ def test_requests_carry_each_delivery_once_within_its_subscriptions_size_and_in_
 def test_a_subscription_of_one_alert_per_request_gets_each_at_once() -> None:
     deliveries = [("a", 1, 1), ("b", 3, 2), ("a", 1, 3), ("b", 3, 4)]
     seen: list[list[int]] = []
-    for request in routing.requests(deliveries):
+    for request in routing.into_requests(deliveries):
         seen.append(request)
         if request == [1]:
             # Yielded before the rest was read: a single delivery waits for no batch.

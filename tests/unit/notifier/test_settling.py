@@ -29,7 +29,7 @@ async def test_an_unsettled_delivery_is_settled_again_until_it_is(
     )
     tries: list[str] = []
 
-    async def settle(settling: list[DeliveryTask], written: object = ()) -> None:
+    async def settle(settling: list[DeliveryTask]) -> None:
         tries.extend(task.alert.alert_id for task in settling)
         if len(tries) < 3:
             raise TimeoutError("the producer's batch did not drain")
@@ -48,7 +48,7 @@ async def test_a_stopping_notifier_leaves_an_unsettled_delivery_for_the_next_run
         alert=make_alert(), subscription_id="hook", next_attempt=1, not_before=datetime.now(UTC)
     )
 
-    async def settle(settling: list[DeliveryTask], written: object = ()) -> None:
+    async def settle(settling: list[DeliveryTask]) -> None:
         raise TimeoutError("the broker is away")
 
     monkeypatch.setattr(notifier, "_settle", settle)

@@ -413,26 +413,6 @@ def test_a_signed_batch_verifies_with_the_standardwebhooks_library() -> None:
     ]
 
 
-def test_an_alert_sent_as_read_from_the_topic_gives_the_bytes_a_dump_gives() -> None:
-    alerts = _alerts(3)
-    read = [a.model_dump_json().encode() for a in alerts]
-
-    assert message(alerts, batched=True, written=read) == message(alerts, batched=True)
-    assert message(alerts[:1], batched=False, written=read[:1]) == message(
-        alerts[:1], batched=False
-    )
-
-
-def test_the_written_json_is_what_is_sent() -> None:
-    # Read from the topic, the record's own bytes go out: no second dump of the alert.
-    [alert] = _alerts(1)
-    _, body = message([alert], batched=True, written=[b'{"as":"read"}'])
-
-    assert json.loads(body)["data"]["alerts"] == [{"as": "read"}]
-    with pytest.raises(ValueError, match="2 written alerts for 1"):
-        message([alert], batched=True, written=[b"{}", b"{}"])
-
-
 def test_the_bodies_sent_are_the_webhook_contracts() -> None:
     alerts = _alerts(3)
 
