@@ -207,7 +207,7 @@ class NotifierSettings(KafkaSettings, ConsumerSettings, WebhookPolicySettings, L
     webhook_backlog: int = Field(
         default=200,
         ge=1,
-        description="Requests waiting for one subscription before more are deferred to "
+        description="Alerts waiting for one subscription before more are deferred to "
         "the first retry queue, so a slow endpoint cannot hold up the others (with one "
         "enabled subscription there are no others, and none are deferred).",
     )

@@ -74,7 +74,9 @@ def parse_retry_after(
     if not text:
         return None
     if text.isascii() and text.isdigit():
-        return min(float(int(text)), cap_s)
+        # More digits than the cap can need is the cap (and int() of thousands of digits
+        # raises: an endpoint must not be able to make settling fail).
+        return cap_s if len(text) > 15 else min(float(int(text)), cap_s)
     try:
         when = parsedate_to_datetime(text)
     except (ValueError, TypeError, IndexError, OverflowError):

@@ -194,6 +194,7 @@ class Notifier:
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._endpoints = 0  # enabled subscriptions
         self._window = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._window_turn = asyncio.Lock()
         self._producer: Any = None
         # What settling deliveries writes, in batches; on the producer, once started.
         self._out: BatchingProducer | None = None
@@ -299,9 +300,11 @@ class Notifier:
         await self._store(out)
 
     def _behind_a_backlog(self, tasks: list[DeliveryTask], lane: _Lane) -> bool:
+        # In alerts, as the window counts them: a lane holds the backlog, or one batch alone.
         return (
             all(task.next_attempt == 1 for task in tasks)
-            and lane.waiting >= self.settings.webhook_backlog
+            and lane.waiting > 0
+            and lane.waiting + len(tasks) > self.settings.webhook_backlog
             and self._endpoints > 1  # else there is no other endpoint to make room for
         )
 
@@ -366,6 +369,11 @@ class Notifier:
             # Alerts with long evidence: halves, rather than a body endpoints refuse (413).
             half = len(tasks) // 2
             await self._attempt(tasks[:half], subscription, lane, out)
+            if out.disabled is not None:  # the first half was answered 410, or the last straw
+                reason = f"subscription disabled: {out.disabled.disabled_reason}"
+                for task in tasks[half:]:
+                    self._dead_letter(task, task.attempts, reason, out)
+                return
             await self._attempt(tasks[half:], subscription, lane, out)
             return
         try:
@@ -376,11 +384,11 @@ class Notifier:
             return
         # The lane's slot is held for the HTTP request only: storing its outcome in Kafka
         # must not keep the next request to this endpoint waiting.
-        lane.waiting += 1
+        lane.waiting += len(tasks)
         try:
             served = await self._slot(lane)
         finally:
-            lane.waiting -= 1
+            lane.waiting -= len(tasks)
         if not served:
             for task in tasks:
                 self._defer(task, out)
@@ -526,8 +534,11 @@ class Notifier:
     async def _spawn(self, pending: Iterable[_Pending]) -> None:
         """Start the requests that carry `pending`, grouped as their subscriptions take them."""
         for request in into_requests(self._request_keys(pending)):
-            for _ in request:  # the window counts alerts, whatever the requests carry
-                await self._window.acquire()
+            # The window counts alerts, whatever the requests carry; one consumer at a time
+            # takes a request's share, or several could each hold part and wait for ever.
+            async with self._window_turn:
+                for _ in request:
+                    await self._window.acquire()
             running = asyncio.create_task(self._run(request))
             self._deliveries.add(running)
             running.add_done_callback(self._deliveries.discard)
@@ -787,6 +798,12 @@ class Notifier:
                 await task
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=grace_s)
+        # Those still running (an endpoint or Kafka that did not answer in time) are left
+        # for the next run: their offsets are not committed.
+        late = set(self._deliveries)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
         try:
             async with asyncio.timeout(grace_s):
                 await self._commit()

@@ -105,6 +105,11 @@ def test_retry_after_delta_seconds(value: str, seconds: float) -> None:
     assert parse_retry_after(value, NOW) == seconds
 
 
+def test_a_retry_after_of_thousands_of_digits_is_the_cap_not_an_error() -> None:
+    # int() refuses strings of over 4,300 digits; an endpoint must not make settling fail.
+    assert parse_retry_after("9" * 5000, NOW) == RETRY_AFTER_CAP_S
+
+
 def test_retry_after_http_date_in_the_future() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:29:30 GMT", NOW) == 90.0
 

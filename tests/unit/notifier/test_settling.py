@@ -1,8 +1,9 @@
-"""A delivery whose outcome cannot be written is settled again, in process, until it is.
+"""A delivery that could not be settled is settled again, in process, until it is.
 
-The broker being busy or away must not leave an alert undelivered until the next restart.
-Kafka is replaced here by a settle step that fails a given number of times; the broker
-restart of tests/integration/test_faults.py is the same promise against a real broker.
+An unforeseen error must not leave an alert undelivered until the next restart (a Kafka that
+is busy or away is waited for when the outcome is stored, without settling again). Settling
+is replaced here by a step that fails a given number of times; the broker restart of
+tests/integration/test_faults.py is the promise against a real broker.
 """
 
 from __future__ import annotations
