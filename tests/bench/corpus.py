@@ -26,6 +26,15 @@ def corpus_dir() -> Path:
     return Path(os.environ.get("NEWSALERT_CORPUS_DIR", DEFAULT_CORPUS))
 
 
+def corpus_or_none() -> list[Article] | None:
+    """The corpus's articles; None, having said so, when it is absent (benchmarks then skip)."""
+    directory = corpus_dir()
+    if not (directory / "train.csv").is_file():
+        print(f"skipped: the BBC corpus is not at {directory} (set NEWSALERT_CORPUS_DIR)")
+        return None
+    return load_articles(directory)
+
+
 def load_articles(directory: Path | None = None) -> list[Article]:
     """Every article of the corpus, in a stable order."""
     directory = directory or corpus_dir()

@@ -39,7 +39,7 @@ from services.demo.receiver import Receiver, running_receiver
 from services.demo.scenario import call
 from services.demo.stack import Stack
 from services.notifier.signing import alerts_of
-from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
+from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
 from tests.support.workload import expected_alert_ids
 
 RESULTS = Path(__file__).parent / "results"
@@ -202,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--alerts-per-request", default="1,100")
     args = parser.parse_args(argv)
-    if not (corpus_dir() / "train.csv").is_file():
-        print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
+    corpus = corpus_or_none()
+    if corpus is None:
         return 0
-    corpus = load_articles()
     rules = generate_rules(build_vocabulary(corpus), args.rules)
     rates = [int(r) for r in args.rates.split(",")]
     per_requests = [int(n) for n in args.alerts_per_request.split(",")]

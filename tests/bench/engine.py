@@ -28,7 +28,7 @@ from statistics import quantiles
 from schemas.article import Article
 from schemas.watchlist import WatchlistRule
 from services.matcher.engine.matcher import Matcher
-from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
+from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {1_000: None, 10_000: 5_000, 100_000: 2_500}  # articles/s
@@ -151,11 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--one", type=int, help="measure one size and print its row (internal)")
     args = parser.parse_args(argv)
-    directory = corpus_dir()
-    if not (directory / "train.csv").is_file():
-        print(f"skipped: the BBC corpus is not at {directory} (set NEWSALERT_CORPUS_DIR)")
+    articles = corpus_or_none()
+    if articles is None:
         return 0
-    articles = load_articles(directory)
     vocab = build_vocabulary(articles)
     if args.one:
         print(json.dumps(measure_engine(generate_rules(vocab, args.one), articles)))

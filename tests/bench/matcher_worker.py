@@ -35,7 +35,7 @@ from services.matcher.engine.matcher import Matcher
 from services.matcher.processing import ArticleProcessor
 from services.matcher.stories import StoryIndex
 from tests.bench.broker import local_broker
-from tests.bench.corpus import build_vocabulary, corpus_dir, generate_rules, load_articles
+from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
 from tests.support.kafka_io import produce
 
 RESULTS = Path(__file__).parent / "results"
@@ -224,11 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--copies", type=int, default=2)
     args = parser.parse_args(argv)
-    directory = corpus_dir()
-    if not (directory / "train.csv").is_file():
-        print(f"skipped: the BBC corpus is not at {directory} (set NEWSALERT_CORPUS_DIR)")
+    corpus = corpus_or_none()
+    if corpus is None:
         return 0
-    corpus = load_articles(directory)
     rules = rule_records(corpus, args.rules)
     articles = _copies(corpus, args.copies)
     with local_broker() as (bootstrap, scratch):

@@ -28,7 +28,7 @@ from services.demo.processes import ServiceProcess, free_port
 from services.demo.receiver import running_receiver
 from services.notifier.signing import alerts_of as alerts_in
 from tests.bench.broker import local_broker
-from tests.bench.corpus import corpus_dir, load_articles
+from tests.bench.corpus import corpus_or_none
 from tests.bench.matcher_worker import TENANT, alerts_of, rule_records
 from tests.support.kafka_io import produce
 
@@ -110,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=400)
     parser.add_argument("--alerts-per-request", default="1,100")
     args = parser.parse_args(argv)
-    if not (corpus_dir() / "train.csv").is_file():
-        print(f"skipped: the BBC corpus is not at {corpus_dir()} (set NEWSALERT_CORPUS_DIR)")
+    corpus = corpus_or_none()
+    if corpus is None:
         return 0
-    corpus = load_articles()
     rules = rule_records(corpus, args.rules)
     alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
     with local_broker() as (bootstrap, scratch):

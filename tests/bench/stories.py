@@ -29,7 +29,7 @@ from services.matcher.stories import (
     StoryIndex,
     overlap,
 )
-from tests.bench.corpus import corpus_dir, load_articles
+from tests.bench.corpus import corpus_or_none
 
 RESULTS = Path(__file__).parent / "results"
 MIN_SECONDS = 3.0
@@ -181,11 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 also when the corpus is absent (with a message)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args(argv)
-    directory = corpus_dir()
-    if not (directory / "train.csv").is_file():
-        print(f"skipped: the BBC corpus is not at {directory} (set NEWSALERT_CORPUS_DIR)")
+    articles = corpus_or_none()
+    if articles is None:
         return 0
-    articles = load_articles(directory)
     index = StoryIndex()
     assignments = _feed(index, articles)
     sizes = Counter(a.story_id for a in assignments)
