@@ -24,13 +24,13 @@ from pathlib import Path
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
 from services.common.kafka import encode, ensure_topics
 from services.common.topics import build_topics, record_key
-from services.demo.processes import ServiceProcess, free_port
 from services.demo.receiver import running_receiver
 from services.notifier.signing import alerts_of as alerts_in
 from tests.bench.broker import local_broker
 from tests.bench.corpus import corpus_or_none
 from tests.bench.matcher_worker import TENANT, alerts_of, rule_records
 from tests.support.kafka_io import produce
+from tests.support.notifier import notifier_process
 
 RESULTS = Path(__file__).parent / "results"
 SECRET = "whsec_" + base64.b64encode(b"newsalert-notifier-benchmark-key").decode()
@@ -61,22 +61,8 @@ async def _deliver(
             [(record_key(TENANT, "hook").encode(), encode(subscription))],
         )
         await produce(bootstrap, topics.alerts.name, list(alerts))
-        port = free_port()
-        notifier = ServiceProcess(
-            "services.notifier",
-            {
-                "NEWSALERT_BOOTSTRAP_SERVERS": bootstrap,
-                "NEWSALERT_TOPIC_PREFIX": prefix,
-                "NEWSALERT_PARTITIONS": "3",
-                "NEWSALERT_RETRY_SCHEDULE_S": "[1]",
-                "NEWSALERT_NOTIFIER_GROUP": f"{prefix}notifier",
-                "NEWSALERT_NOTIFIER_PORT": str(port),
-                "NEWSALERT_WEBHOOK_ALLOW_HTTP": "true",
-                "NEWSALERT_WEBHOOK_ALLOW": json.dumps(["127.0.0.0/8"]),
-                "NEWSALERT_LOG_LEVEL": "warning",
-            },
-            port,
-            log,
+        notifier = notifier_process(
+            bootstrap, prefix, f"{prefix}notifier", [1], log, NEWSALERT_LOG_LEVEL="warning"
         )
         notifier.start()
         try:

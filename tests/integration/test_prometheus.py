@@ -30,6 +30,7 @@ from services.demo.receiver import serving
 from tests.integration.conftest import MatcherFactory
 from tests.support.ingest import RETRY_SCHEDULE_S, ingest_settings, running_ingest
 from tests.support.kafka_io import produce
+from tests.support.notifier import notifier_process
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "newsalert.json"
 DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
@@ -219,21 +220,9 @@ async def endpoints() -> AsyncIterator[Endpoints]:
 
 
 def _start_notifier(bootstrap: str, prefix: str, tmp_path: Path) -> ServiceProcess:
-    port = free_port()
-    notifier = ServiceProcess(
-        "services.notifier",
-        {
-            "NEWSALERT_BOOTSTRAP_SERVERS": bootstrap,
-            "NEWSALERT_TOPIC_PREFIX": prefix,
-            "NEWSALERT_PARTITIONS": "3",
-            "NEWSALERT_RETRY_SCHEDULE_S": str(RETRY_SCHEDULE_S),
-            "NEWSALERT_NOTIFIER_GROUP": f"notifier-{uuid.uuid4().hex[:8]}",
-            "NEWSALERT_NOTIFIER_PORT": str(port),
-            "NEWSALERT_WEBHOOK_ALLOW_HTTP": "true",
-            "NEWSALERT_WEBHOOK_ALLOW": '["127.0.0.0/8"]',
-        },
-        port,
-        tmp_path / "notifier.log",
+    group = f"notifier-{uuid.uuid4().hex[:8]}"
+    notifier = notifier_process(
+        bootstrap, prefix, group, RETRY_SCHEDULE_S, tmp_path / "notifier.log"
     )
     notifier.start()
     return notifier
