@@ -221,8 +221,22 @@ class Notifier:
         self.metrics.subscriptions_disabled.set(len(self.subscriptions) - enabled)
 
     def _disable(self, subscription: Subscription, reason: str, out: _Outcome) -> None:
-        """Have `out` disable the subscription: its record, and the view once it is stored."""
-        disabled = subscription.model_copy(
+        """Have `out` disable the subscription: its record, and the view once it is stored.
+
+        `subscription` is the copy the request went out with; the record written is the
+        latest copy, so that a tenant's edit made while the request was out survives. If the
+        tenant pointed the subscription at another URL meanwhile (or disabled or deleted it),
+        the verdict was on an endpoint it no longer names, and nothing is written. (The topic
+        has no compare-and-set: an edit landing within the write itself can still be lost.)
+        """
+        latest = self.subscriptions.get(subscription.tenant, subscription.id)
+        if latest is None or not latest.enabled or latest.url != subscription.url:
+            log.info(
+                "subscription changed during the request; not disabled",
+                extra={"tenant": subscription.tenant, "subscription": subscription.id},
+            )
+            return
+        disabled = latest.model_copy(
             update={"enabled": False, "disabled_reason": reason, "updated_at": self._clock()}
         )
         key = record_key(subscription.tenant, subscription.id)

@@ -1,0 +1,103 @@
+"""A subscription the notifier disables is written from its latest copy, not the request's.
+
+A request can be out for as long as the webhook timeout; the tenant may edit the subscription
+meanwhile. The notifier's verdict (410 Gone, or failing for too long) is about the endpoint
+the request went to: it must not undo the tenant's edit, nor disable an endpoint the
+subscription no longer names. HTTP and Kafka are stand-ins here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from schemas.delivery import DeliveryTask
+from schemas.subscription import Subscription
+from services.common.settings import NotifierSettings
+from services.common.topics import build_topics, record_key
+from services.notifier.http import Response
+from services.notifier.service import Notifier
+from tests.unit.notifier.builders import StoredAtOnce, make_alert, make_subscription
+
+TOPICS = build_topics("newsalert.", 6, 1)
+KEY = record_key("acme", "desk")
+
+
+def _gone_after(
+    edit: Callable[[Subscription], Subscription | None],
+) -> tuple[Notifier, StoredAtOnce]:
+    """A notifier knowing "desk", whose endpoint answers 410 once the tenant has made `edit`
+    (None: deleted) while the request was out."""
+    notifier = Notifier(NotifierSettings())
+    original = make_subscription(sub_id="desk")
+    notifier._on_subscription(KEY, original)
+    stored = notifier._out = StoredAtOnce()  # type: ignore[assignment]
+
+    async def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
+        notifier._on_subscription(KEY, edit(original))
+        return Response(status=410, error=None, retry_after=None, seconds=0.001)
+
+    notifier._client.post = post  # type: ignore[method-assign]
+    return notifier, stored
+
+
+def _task() -> DeliveryTask:
+    return DeliveryTask(
+        alert=make_alert(), subscription_id="desk", next_attempt=1, not_before=datetime.now(UTC)
+    )
+
+
+def _written(stored: StoredAtOnce) -> list[Subscription]:
+    return [
+        Subscription.model_validate_json(value or b"")
+        for topic, _, value in stored.records
+        if topic == TOPICS.subscriptions.name
+    ]
+
+
+async def test_an_edit_made_during_the_request_survives_the_disabling() -> None:
+    notifier, stored = _gone_after(
+        lambda s: s.model_copy(update={"description": "night desk", "alerts_per_request": 5})
+    )
+
+    await notifier._settle([_task()])
+
+    [disabled] = _written(stored)
+    assert not disabled.enabled
+    assert disabled.disabled_reason == "the endpoint answered 410 Gone"
+    assert (disabled.description, disabled.alerts_per_request) == ("night desk", 5)
+    assert notifier.subscriptions.get("acme", "desk") == disabled
+
+
+async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled() -> None:
+    notifier, stored = _gone_after(lambda s: s.model_copy(update={"url": "https://new.example/in"}))
+
+    await notifier._settle([_task()])
+
+    assert _written(stored) == []
+    latest = notifier.subscriptions.get("acme", "desk")
+    assert latest is not None
+    assert latest.enabled
+    assert latest.url == "https://new.example/in"
+
+
+async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their_reason() -> None:
+    notifier, stored = _gone_after(
+        lambda s: s.model_copy(update={"enabled": False, "disabled_reason": "paused by ops"})
+    )
+
+    await notifier._settle([_task()])
+
+    assert _written(stored) == []
+    latest = notifier.subscriptions.get("acme", "desk")
+    assert latest is not None
+    assert latest.disabled_reason == "paused by ops"
+
+
+async def test_a_subscription_deleted_during_the_request_is_not_written_back() -> None:
+    notifier, stored = _gone_after(lambda s: None)
+
+    await notifier._settle([_task()])
+
+    assert _written(stored) == []
+    assert notifier.subscriptions.get("acme", "desk") is None
