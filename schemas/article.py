@@ -55,6 +55,9 @@ class RejectedRecord(Contract):
     partition: int
     offset: int
     key: str | None = Field(description="The record key, decoded as UTF-8 with replacement.")
-    value_b64: str = Field(description="The raw record value, base64.")
+    value_b64: str = Field(
+        description="The raw record value, base64; empty if too large to keep here (the "
+        "reason then says where it is)."
+    )
     reason: str
     rejected_at: AwareDatetime

@@ -12,6 +12,8 @@ Each `send` returns a `Delivery` that completes when every one of its records wa
 (the producer is idempotent with acks=all): the caller commits its input offset only then.
 A batch that fails is queued again and resent after a pause, so records are never dropped;
 at-least-once, like everything downstream of Kafka (a resent record carries the same id).
+A record Kafka would refuse every time (over `MAX_RECORD_BYTES`) is refused by `send`
+instead: resent for ever, it would hold back its whole partition.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyp
 from newsalert_native import RecordBatch
 
 from services.common.kafka import MAX_BATCH_BYTES, KafkaError
+from services.common.topics import MAX_RECORD_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,10 @@ Record = tuple[str, bytes | None, bytes | None]
 """(topic, key, value); a None value is a tombstone."""
 
 _BYTES_OR_NONE = (bytes, type(None))
+
+
+class RecordTooLarge(ValueError):
+    """A record over what one Kafka record may take; nothing of its send was queued."""
 
 
 class Delivery:
@@ -134,6 +141,7 @@ class BatchingProducer:
         producer: Any,
         *,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
         retry_backoff_s: float = 0.5,
         on_retry: Callable[[str, KafkaError], None] | None = None,
     ) -> None:
@@ -145,11 +153,13 @@ class BatchingProducer:
         Args:
             producer: the started producer.
             max_batch_bytes: bound of each batch (a record larger alone goes alone).
+            max_record_bytes: bound of one record's key and value; `send` refuses more.
             retry_backoff_s: pause before a failed batch is sent again.
             on_retry: called with the topic and the error each time a batch is requeued.
         """
         self._producer = producer
         self._max_batch_bytes = max_batch_bytes
+        self._max_record_bytes = max_record_bytes
         self._retry_backoff_s = retry_backoff_s
         self._on_retry = on_retry
         self._partitioner = DefaultPartitioner()
@@ -168,7 +178,8 @@ class BatchingProducer:
         Raises:
             KeyError: a topic that `prepare` was not given.
             TypeError: a key or value that is neither bytes nor None.
-            (Either way, nothing of the send is queued.)
+            RecordTooLarge: a record whose key and value are over `max_record_bytes`.
+            (Whichever it is, nothing of the send is queued.)
         """
         queued = list(records)
         delivery = Delivery(len(queued), asyncio.get_running_loop().create_future())
@@ -177,13 +188,19 @@ class BatchingProducer:
         # Every lane is found before any record is queued: a topic not prepared refuses the
         # whole send, not the rest of it.
         lanes = [self._lane(topic, key) for topic, key, _ in queued]
-        # Checked here, where the caller can be told: a record the batch writer refuses later
-        # would stop its lane's task, and every send to that partition with it.
+        # Checked here, where the caller can be told: a record the batch writer or Kafka
+        # refuses later would stop its lane, and every send to that partition with it.
         for _, key, value in queued:
             if not (type(key) in _BYTES_OR_NONE and type(value) in _BYTES_OR_NONE):
                 raise TypeError(
                     f"record keys and values are bytes or None, not {type(key).__name__} "
                     f"and {type(value).__name__}"
+                )
+            size = len(key or b"") + len(value or b"")
+            if size > self._max_record_bytes:
+                raise RecordTooLarge(
+                    f"a record of {size} bytes, over the {self._max_record_bytes} one Kafka "
+                    "record may take"
                 )
         counts: dict[_Lane, int] = {}
         for lane, (_, key, value) in zip(lanes, queued, strict=True):

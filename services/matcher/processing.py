@@ -7,29 +7,41 @@ first-of-story flags) happens here, where tests reach it without a broker.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
 from pydantic import ValidationError
 
-from schemas.article import Article
+from schemas.article import Article, RejectedRecord
 from schemas.story import StoryRecord
+from services.common.topics import MAX_RECORD_BYTES
 from services.matcher.alerts import AlertRecord, ArticleAlerts, RuleFields
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
 
 MAX_REASON_CHARS = 2000
+# An alert's evidence quotes every occurrence (rules.md, section 5), so an article that
+# repeats a watched name tens of thousands of times raises an alert of megabytes. The notifier
+# wraps an alert in a retry task or dead letter with its attempts: the margin is their room.
+MAX_ALERT_BYTES = MAX_RECORD_BYTES - 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """What one article record produced: a reason to dead-letter it, or alerts and a story."""
+    """What one article record produced: a reason to dead-letter it, or alerts and a story.
+
+    `oversized` are alerts over `MAX_ALERT_BYTES`, which no Kafka record can carry: they are
+    not in `alerts`, and `reason` says which they were (the article goes to the dead-letter
+    topic with it, and its other alerts go out as usual).
+    """
 
     reason: str | None = None
     article_id: str | None = None
     alerts: list[AlertRecord] = field(default_factory=list)
     story: StoryRecord | None = None
+    oversized: list[AlertRecord] = field(default_factory=list)
 
 
 def describe(exc: ValidationError) -> str:
@@ -81,8 +93,53 @@ class ArticleProcessor:
             matched_at=now,
         )
         alerts = writer.records(result, partial(self.stories.first_for_rules, article.article_id))
+        oversized = [a for a in alerts if len(a.key) + len(a.value) > MAX_ALERT_BYTES]
+        reason = None
+        if oversized:
+            alerts = [a for a in alerts if len(a.key) + len(a.value) <= MAX_ALERT_BYTES]
+            listed = ", ".join(
+                f"{a.alert_id} ({a.key.decode()}, {len(a.value)} bytes)" for a in oversized
+            )
+            reason = (
+                f"{len(oversized)} alert(s) over the {MAX_ALERT_BYTES} bytes a Kafka record can "
+                f"carry were not produced; the article's other alerts were: {listed}"
+            )[:MAX_REASON_CHARS]
         return Processed(
+            reason=reason,
             article_id=article.article_id,
             alerts=alerts,
             story=self.stories.record(article.article_id),
+            oversized=oversized,
         )
+
+
+def rejected_record(
+    message: tuple[str, int, int, bytes | None, bytes | None], reason: str, now: datetime
+) -> RejectedRecord:
+    """The dead letter of one consumed record: where it was, its key and value, and why.
+
+    Args:
+        message: the record's topic, partition, offset, key and value.
+        reason: why it is dead-lettered.
+        now: the time of rejection.
+
+    A value whose base64 would not fit in a Kafka record is left out, and the reason says
+    where to read it: a dead letter Kafka refused would hold back the whole stream.
+    """
+    topic, partition, offset, key, value = message
+    encoded = base64.b64encode(value or b"").decode()
+    if len(encoded) > MAX_ALERT_BYTES:  # the same room as an alert's: ample for the rest
+        reason = (
+            f"{reason} (the value, {len(value or b'')} bytes, is too large to keep here: "
+            f"it is at {topic}/{partition}/{offset})"
+        )
+        encoded = ""
+    return RejectedRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.decode("utf-8", "replace") if key else None,
+        value_b64=encoded,
+        reason=reason,
+        rejected_at=now,
+    )

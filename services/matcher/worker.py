@@ -15,7 +15,6 @@ articles again; their alerts carry the same deterministic ids.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import logging
@@ -26,7 +25,6 @@ from typing import Any, cast
 
 import faust
 
-from schemas.article import RejectedRecord
 from schemas.watchlist import RuleRecord
 from services.common.batching_producer import BatchingProducer, Delivery, Record
 from services.common.compacted import CompactedView
@@ -36,7 +34,7 @@ from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
 from services.matcher.metrics import MatcherMetrics
-from services.matcher.processing import ArticleProcessor, Processed
+from services.matcher.processing import ArticleProcessor, Processed, rejected_record
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
 from services.matcher.story_view import StoryView
 
@@ -209,8 +207,8 @@ class MatcherWorker:
         message = event.message
         started = time.perf_counter()
         outcome: Processed = self.processor.process(event.value, self.ruleset.matcher, _now())
-        if outcome.reason is not None:
-            return self._dead_letter(message, outcome.reason)
+        if outcome.article_id is None:  # not an article
+            return self._batches.send([self._dead_letter(message, outcome.reason or "")])
         topics = self.topics
         records: list[Record] = [(topics.alerts.name, a.key, a.value) for a in outcome.alerts]
         if outcome.story is not None:
@@ -221,8 +219,11 @@ class MatcherWorker:
                 for evicted in self.stories.index.take_evicted()
             )
             self.metrics.stories.set(len(self.stories.index))
+        if outcome.reason is not None:  # alerts too large to produce: the article says which
+            records.append(self._dead_letter(message, outcome.reason))
         delivery = self._batches.send(records)
-        self.metrics.articles.labels("matched" if outcome.alerts else "unmatched").inc()
+        if outcome.reason is None:
+            self.metrics.articles.labels("matched" if outcome.alerts else "unmatched").inc()
         if outcome.alerts:
             for severity, count in Counter(a.severity for a in outcome.alerts).items():
                 self.metrics.alerts.labels(severity).inc(count)
@@ -236,26 +237,16 @@ class MatcherWorker:
         self.metrics.match_seconds.observe(time.perf_counter() - started)
         return delivery
 
-    def _dead_letter(self, message: Any, reason: str) -> Delivery:
-        assert self._batches is not None
-        rejected = RejectedRecord(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key.decode("utf-8", "replace") if message.key else None,
-            value_b64=base64.b64encode(message.value or b"").decode(),
-            reason=reason,
-            rejected_at=_now(),
-        )
-        delivery = self._batches.send(
-            [(self.topics.articles_dlq.name, message.key, encode(rejected))]
-        )
+    def _dead_letter(self, message: Any, reason: str) -> Record:
+        """The record that sends `message` to the dead-letter topic (counted and logged)."""
+        where = (message.topic, message.partition, message.offset)
+        rejected = rejected_record((*where, message.key, message.value), reason, _now())
         self.metrics.articles.labels("dead_letter").inc()
         log.warning(
             "article record sent to the dead-letter topic",
             extra={"partition": message.partition, "offset": message.offset, "reason": reason},
         )
-        return delivery
+        return (self.topics.articles_dlq.name, message.key, encode(rejected))
 
     # -- faust ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatch
 from newsalert_native import RecordBatch
 
-from services.common.batching_producer import BatchingProducer
+from services.common.batching_producer import BatchingProducer, RecordTooLarge
 
 TOPIC = "alerts"
 PARTITIONS = 3
@@ -243,3 +243,22 @@ async def test_a_record_that_is_not_bytes_refuses_the_whole_send() -> None:
     with pytest.raises(TypeError, match="bytes or None, not bytes and str"):
         producer.send([(TOPIC, b"k", b"queued?"), (TOPIC, b"k", "text")])  # type: ignore[list-item]
     await _only_the_next_send_goes_out(fake, producer)
+
+
+async def test_a_record_kafka_would_refuse_for_its_size_refuses_the_whole_send() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake, max_record_bytes=100)
+    with pytest.raises(RecordTooLarge, match="a record of 101 bytes, over the 100"):
+        producer.send([(TOPIC, b"k", b"queued?"), (TOPIC, b"k", b"v" * 100)])
+    await _only_the_next_send_goes_out(fake, producer)
+
+
+async def test_a_record_of_exactly_the_bound_is_sent() -> None:
+    fake = FakeProducer()
+    producer = await _producer(fake, max_record_bytes=100)
+    delivery = producer.send([(TOPIC, b"k", b"v" * 99)])
+    _, batch, future = await fake.next_batch()
+    assert batch.records == [(b"k", b"v" * 99)]
+    future.set_result(None)
+    await asyncio.wait_for(delivery, 5)
+    await producer.close()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas.alert import Alert
-from schemas.article import Article
+from schemas.article import Article, RejectedRecord
 from schemas.watchlist import RuleRecord, WatchlistRule
 from services.matcher.alerts import match_record
 from services.matcher.engine.loading import parse_watchlist
 from services.matcher.engine.matcher import Matcher
-from services.matcher.processing import ArticleProcessor, Processed
+from services.matcher.processing import (
+    MAX_ALERT_BYTES,
+    ArticleProcessor,
+    Processed,
+    rejected_record,
+)
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
 from services.matcher.stories import StoryIndex
 
@@ -124,3 +130,44 @@ def test_an_alert_record_is_keyed_by_tenant_and_rule_and_says_its_severity() -> 
             assert record.key == f"{alert.tenant}/{alert.rule_id}".encode()
             assert (record.alert_id, record.severity) == (alert.alert_id, alert.severity.value)
             assert alert.evidence
+
+
+def test_an_alert_too_large_for_a_kafka_record_is_left_out_and_the_reason_names_it() -> None:
+    matcher, errors = Matcher.build(
+        ("t", r.rule) for r in (_record("china", ["China"]), _record("budget", ["budget vote"]))
+    )
+    assert not errors
+    # Evidence quotes every occurrence: 20,000 of them make an alert of over a megabyte.
+    article = Article(
+        article_id="long",
+        title="The budget vote",
+        body="China " * 20_000,
+        received_at=NOW,
+    )
+
+    outcome = ArticleProcessor(StoryIndex()).process(
+        article.model_dump_json().encode(), matcher, NOW
+    )
+
+    [oversized] = outcome.oversized
+    assert len(oversized.value) > MAX_ALERT_BYTES
+    assert [a.rule_id for a in _alerts(outcome)] == ["budget"], "the other alert goes out"
+    assert outcome.story is not None
+    assert outcome.reason is not None
+    assert oversized.alert_id in outcome.reason
+    assert "t/china" in outcome.reason
+
+
+def test_a_dead_letter_keeps_the_value_it_can_and_says_where_the_rest_is() -> None:
+    small, large = b"not json", b"x" * MAX_ALERT_BYTES
+
+    kept = rejected_record(("articles", 2, 41, b"k", small), "not a valid Article", NOW)
+    left = rejected_record(("articles", 2, 42, b"k", large), "not a valid Article", NOW)
+
+    assert base64.b64decode(kept.value_b64) == small
+    assert kept.reason == "not a valid Article"
+    assert left.value_b64 == ""
+    assert left.reason.startswith("not a valid Article (the value, ")
+    assert "it is at articles/2/42" in left.reason
+    assert len(left.model_dump_json()) < MAX_ALERT_BYTES
+    assert RejectedRecord.model_validate_json(left.model_dump_json()) == left
