@@ -24,10 +24,11 @@ CleanupPolicy = Literal["delete", "compact"]
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
 
-# The most one record may take: under the broker's default message.max.bytes (1,048,588
-# bytes), with room for the batch framing around it. Kafka refuses a larger record on every
-# retry, so whatever holds one must be told before it is queued, not after.
-MAX_RECORD_BYTES = 1_000_000
+# The most one record's key and value may take: the broker's default message.max.bytes, less
+# a KiB for the framing of the batch around it (61 bytes) and of the record (a few dozen).
+# Kafka refuses a larger record on every retry, so whatever holds one must be told before it
+# is queued, not after.
+MAX_RECORD_BYTES = 1_048_588 - 1024
 
 
 def record_key(tenant: str, object_id: str) -> str:

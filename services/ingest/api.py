@@ -198,6 +198,13 @@ def create_app(state: IngestState) -> FastAPI:
     accept = state.intake.accept
     refused = state.intake.refused
 
+    async def accept_one(item: ArticleIn) -> ArticleReceipt:
+        """`accept` for a request of one article: 413, saying why, if it is refused."""
+        receipt = await accept(item)
+        if receipt.status is ArticleStatus.REFUSED:
+            raise HTTPException(413, receipt.errors)
+        return receipt
+
     @app.post(
         "/v1/articles",
         status_code=202,
@@ -215,7 +222,7 @@ def create_app(state: IngestState) -> FastAPI:
             except HTTPException:
                 refused("invalid")
                 raise
-            return await accept(item)
+            return await accept_one(item)
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if not lines:
             refused("empty")
@@ -286,7 +293,7 @@ def create_app(state: IngestState) -> FastAPI:
         except ValueError as exc:
             refused("invalid")
             raise HTTPException(422, str(exc)) from exc
-        return await accept(item)
+        return await accept_one(item)
 
     # -- rules ------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from prometheus_client import Counter
 
 from schemas.api import ArticleReceipt, ArticleStatus
 from schemas.article import ArticleIn
+from services.common.kafka import encode
+from services.common.topics import MAX_RECORD_BYTES
 from services.ingest.identity import complete_article
 from services.ingest.publisher import Publisher
 from services.ingest.views import RecentArticleIds
@@ -60,7 +62,9 @@ class ArticleIntake:
             line: The 1-based NDJSON line it came from, echoed in the receipt.
 
         Returns:
-            ACCEPTED once Kafka acknowledged the record, or DUPLICATE without publishing.
+            ACCEPTED once Kafka acknowledged the record, DUPLICATE without publishing, or
+            REFUSED, saying why, for an article too large for one Kafka record (which Kafka
+            would refuse on every try; a feed would then never get past it).
 
         Raises:
             Whatever the producer raises when Kafka does not acknowledge; the id is then not
@@ -68,6 +72,20 @@ class ArticleIntake:
         """
         article = complete_article(item, self._now())
         article_id = article.article_id
+        value = encode(article)
+        size = len(article_id.encode()) + len(value)
+        if size > MAX_RECORD_BYTES:
+            self.refused("too_large")
+            log.warning("article too large to publish", extra={"article_id": article_id})
+            error = {
+                "loc": ["body"],
+                "msg": f"the article is {size} bytes as a Kafka record, over the "
+                f"{MAX_RECORD_BYTES} one record may take; shorten its body",
+                "type": "too_large",
+            }
+            return ArticleReceipt(
+                line=line, article_id=article_id, status=ArticleStatus.REFUSED, errors=[error]
+            )
         while (pending := self._publishing.get(article_id)) is not None:
             await pending.wait()
         if article_id in self._recent:
@@ -76,7 +94,7 @@ class ArticleIntake:
             return ArticleReceipt(line=line, article_id=article_id, status=ArticleStatus.DUPLICATE)
         done = self._publishing[article_id] = asyncio.Event()
         try:
-            await self._publisher.publish_article(article)
+            await self._publisher.publish_article(article_id, value)
             self._recent.add(article_id)
         finally:
             del self._publishing[article_id]

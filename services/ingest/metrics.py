@@ -62,7 +62,8 @@ class IngestMetrics:
             ),
             feed_items=Counter(
                 "newsalert_ingest_feed_items_total",
-                "Items read from feeds, by outcome (accepted, duplicate, skipped: unreadable).",
+                "Items read from feeds, by outcome (accepted, duplicate, skipped: unreadable or "
+                "too large).",
                 ["outcome"],
                 registry=registry,
             ),

@@ -74,7 +74,7 @@ class FeedPoll:
         status: The HTTP status, when a response arrived.
         accepted: Items published by this poll.
         duplicates: Items already published (by an earlier poll, the API or another instance).
-        skipped: Items the parser could not turn into articles.
+        skipped: Items the parser could not turn into articles, or too large to publish.
         error: Why the poll failed, or the first skipped item's reason; None when clean.
     """
 
@@ -371,6 +371,7 @@ class FeedPoller:
                 extra={"feed": redact_url(url), "skipped": skipped},
             )
         accepted = duplicates = 0
+        refusal: str | None = None
         for item in result.items:
             try:
                 receipt = await self._intake.accept(item)
@@ -389,11 +390,21 @@ class FeedPoller:
             if receipt.status is ArticleStatus.ACCEPTED:
                 accepted += 1
                 self._metrics.feed_items.labels("accepted").inc()
+            elif receipt.status is ArticleStatus.REFUSED:  # too large: the rest go on
+                skipped += 1
+                self._metrics.feed_items.labels("skipped").inc()
+                refusal = refusal or f"{receipt.article_id}: {receipt.errors[0]['msg']}"
+                log.warning(
+                    "feed %s: an item was refused: %s",
+                    redact_url(url),
+                    receipt.errors[0]["msg"],
+                    extra={"feed": redact_url(url), "article_id": receipt.article_id},
+                )
             else:
                 duplicates += 1
                 self._metrics.feed_items.labels("duplicate").inc()
         self._validators[url] = validators
-        first_error = result.errors[0] if result.errors else None
+        first_error = result.errors[0] if result.errors else refusal
         return FeedPoll(
             url, FeedOutcome.UPDATED, status, accepted, duplicates, skipped, error=first_error
         )

@@ -7,7 +7,6 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from schemas.article import Article
 from schemas.replay import ReplayRequest
 from schemas.subscription import Subscription
 from schemas.watchlist import RuleRecord
@@ -28,9 +27,9 @@ class Publisher:
         await self._producer.send_and_wait(topic, key=key.encode("utf-8"), value=value)
         self._produce_seconds.labels(topic=topic).observe(time.perf_counter() - started)
 
-    async def publish_article(self, article: Article) -> None:
-        """The article on the articles topic, keyed by its id."""
-        await self._send(self._topics.articles.name, article.article_id, encode(article))
+    async def publish_article(self, article_id: str, value: bytes) -> None:
+        """An article on the articles topic, keyed by its id; `value` is the Article, encoded."""
+        await self._send(self._topics.articles.name, article_id, value)
 
     async def publish_rule(self, tenant: str, rule_id: str, record: RuleRecord | None) -> None:
         """A rule on the rules topic; None publishes the tombstone that deletes it."""

@@ -327,6 +327,47 @@ async def test_bad_input_is_a_clear_4xx_and_never_a_record(
     assert await record_count(ingest.bootstrap, ingest.topics.articles.name) == 0
 
 
+async def test_an_article_too_large_for_a_kafka_record_is_413_saying_why(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str
+) -> None:
+    # Under a request limit raised to 4 MiB, an article can outgrow what one Kafka record
+    # holds; without the check, Kafka refuses it and the client gets a 5xx that says nothing.
+    settings = _settings(kafka_bootstrap, topic_prefix).model_copy(
+        update={"max_body_bytes": 4 * 1024 * 1024}
+    )
+    service = IngestService(settings)
+    port = await service.serve(await service.start(), port=0)
+    large = {"title": "Long read", "body": "中文" * 250_000}  # 1.5 MB in UTF-8
+    ndjson = "\n".join(json.dumps(a, ensure_ascii=False) for a in (large, {"title": "short"}))
+    try:
+        async with aiohttp.ClientSession() as http:
+            ingest = Ingest(f"http://127.0.0.1:{port}", service, http, topics, kafka_bootstrap)
+            status, body = await ingest.call(
+                "POST",
+                "/v1/articles",
+                data=io.BytesIO(json.dumps(large, ensure_ascii=False).encode()),
+                headers={"Content-Type": "application/json"},
+            )
+            assert status == 413, body
+            [error] = body["detail"]
+            assert error["loc"] == ["body"]
+            assert "over the 1047564 one record may take" in error["msg"], error
+
+            status, batch = await ingest.call(
+                "POST",
+                "/v1/articles",
+                data=io.BytesIO(ndjson.encode()),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            assert status == 207, batch
+            assert [item["status"] for item in batch["items"]] == ["refused", "accepted"]
+            assert batch["items"][0]["errors"][0]["type"] == "too_large"
+    finally:
+        await service.stop()
+    [short] = await articles_in(kafka_bootstrap, topics.articles.name, 1)
+    assert short.title == "short"
+
+
 async def test_a_chunked_body_over_the_limit_is_413(ingest: Ingest) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):

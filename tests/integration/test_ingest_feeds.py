@@ -255,6 +255,25 @@ async def test_a_changed_feed_publishes_only_its_new_items(
         assert (await poller.poll_once()).feed(rss).outcome is FeedOutcome.NOT_MODIFIED
 
 
+async def test_an_item_too_large_for_a_kafka_record_is_skipped_and_the_rest_published(
+    kafka_bootstrap: str, topics: Topics, topic_prefix: str, feed_server: FeedServer
+) -> None:
+    # Full-text feeds can carry a body longer than one Kafka record holds (2 MB here). Kafka
+    # refuses it on every try: published in order, it stopped the feed's later items for good.
+    huge = (
+        b"<item><title>Long read</title><link>https://www.example.com/long</link>"
+        b"<description>" + "中文".encode() * 240_000 + b"</description></item><item>"
+    )
+    feed_server.documents["/rss.xml"] = Document(RSS.replace(b"<item>", huge, 1))
+    rss = feed_server.url("/rss.xml")
+    async with running_ingest(kafka_bootstrap, topic_prefix, [rss]) as (service, _):
+        poll = (await _first_round(_poller(service))).feed(rss)
+
+    assert (poll.outcome, poll.accepted, poll.skipped) == (FeedOutcome.UPDATED, 3, 1)
+    articles = await articles_in(kafka_bootstrap, topics.articles.name, 3)
+    assert {a.title for a in articles} == RSS_TITLES
+
+
 async def test_failing_feeds_are_counted_and_do_not_stop_the_good_one(
     kafka_bootstrap: str, topics: Topics, topic_prefix: str, feed_server: FeedServer
 ) -> None:
