@@ -91,6 +91,11 @@ class EndpointHealth:
             keep = last_failure is not None and last_failure > self.last_success_at
             self.failing_since = last_failure if keep else None
 
+    def moved(self) -> None:
+        """The subscription now points at another URL: the old one's failing streak, which
+        would have it disabled, is not the new one's. The counts stay."""
+        self.failing_since = None
+
     def record_dead_letter(self) -> None:
         """Count an alert given up on without an attempt (its subscription went away)."""
         self.dead_letters += 1

@@ -212,6 +212,16 @@ class Notifier:
 
     def _on_subscription(self, key: str, subscription: Subscription | None) -> None:
         tenant, _, subscription_id = key.partition("/")
+        previous = self.subscriptions.get(tenant, subscription_id)
+        held = self._health.get((tenant, subscription_id))  # none while the view catches up
+        if (
+            held is not None
+            and subscription is not None
+            and previous is not None
+            and previous.url != subscription.url
+        ):
+            held.moved()
+            self._unpublished.add((tenant, subscription_id))
         if subscription is None:
             self.subscriptions.remove(tenant, subscription_id)
         else:
@@ -349,9 +359,17 @@ class Notifier:
 
     def _defer(self, task: DeliveryTask, out: _Outcome) -> None:
         """Queue the delivery on the first retry queue unattempted: it keeps its attempt number."""
-        first_step = self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
-        self._queue(task, task.attempts, first_step, out)
+        self._queue(task, task.attempts, self._first_step_s(), out)
         self.metrics.deliveries.labels("deferred").inc()
+
+    def _first_step_s(self) -> float:
+        return self.schedule.delays_s[0] if self.schedule.delays_s else 0.0
+
+    def _moved(self, subscription: Subscription) -> bool:
+        """Whether the tenant has pointed `subscription` (a copy a request went out with) at
+        another URL since, and it is still enabled."""
+        latest = self.subscriptions.get(subscription.tenant, subscription.id)
+        return latest is not None and latest.enabled and latest.url != subscription.url
 
     async def _slot(self, lane: _Lane) -> bool:
         """Take one of the lane's request slots; False after `webhook_max_wait_s` without one.
@@ -417,6 +435,9 @@ class Notifier:
         health = self.health(subscription.tenant, subscription.id)
         self._unpublished.add((subscription.tenant, subscription.id))
         audit_key = record_key(subscription.tenant, subscription.id).encode()
+        # A 410 from a URL the tenant has replaced meanwhile is that URL's answer, not the
+        # subscription's: the alerts go on to the new URL, as retries.
+        moved = response.status == 410 and self._moved(subscription)
         outcome = OutcomeKind.DELIVERED
         for task in tasks:
             # Per alert: the same answer is a retry for one and the last straw for another.
@@ -450,8 +471,12 @@ class Notifier:
                 },
             )
             out.records.append((self.topics.deliveries.name, audit_key, encode(attempt)))
-            health.record(decision.outcome, finished, response.error, response.status)
-            self._conclude(task, decision, [*task.attempts, attempt], finished, out)
+            if moved:  # nothing about the endpoint the subscription names now
+                self.metrics.deliveries.labels("retry").inc()
+                self._queue(task, [*task.attempts, attempt], self._first_step_s(), out)
+            else:
+                health.record(decision.outcome, finished, response.error, response.status)
+                self._conclude(task, decision, [*task.attempts, attempt], finished, out)
             outcome = decision.outcome
         # Every alert of the request had the same answer: delivered for all, or for none.
         if outcome is OutcomeKind.GONE:
@@ -488,7 +513,7 @@ class Notifier:
     def _queue(
         self, task: DeliveryTask, attempts: list[DeliveryAttempt], delay_s: float, out: _Outcome
     ) -> None:
-        if not self._queues:  # an empty schedule: one attempt only
+        if not self.topics.retries:  # an empty schedule: one attempt only
             self._dead_letter(task, attempts, "no retry queue configured", out)
             return
         done = len(attempts) - len(task.attempts)  # 1 after an attempt, 0 when deferred

@@ -102,13 +102,12 @@ async def test_a_single_delivery_to_a_one_alert_subscription_is_an_alert_created
 
 
 async def test_a_failed_batch_is_posted_once_and_every_alerts_outcome_stored_in_one_write() -> None:
-    # Not started, the notifier has no retry queue: a 503 dead-letters each alert.
     posted, stored, _ = await _settled(10, _tasks(3), 503)
 
     assert len(posted) == 1
     assert stored.sends == 1, "one write: nothing is stored half-way, then the batch resent"
     assert sorted(stored.topics()) == sorted(
-        [TOPICS.deliveries.name] * 3 + [TOPICS.deliveries_dlq.name] * 3
+        [TOPICS.deliveries.name] * 3 + [TOPICS.retries[0].name] * 3
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from schemas.delivery import DeliveryTask
+from schemas.delivery import DeliveryAttempt, DeliveryTask, OutcomeKind
 from schemas.subscription import Subscription
 from services.common.settings import NotifierSettings
 from services.common.topics import build_topics, record_key
@@ -79,6 +79,44 @@ async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled
     assert latest is not None
     assert latest.enabled
     assert latest.url == "https://new.example/in"
+
+
+async def test_alerts_the_old_url_answered_410_go_on_to_the_new_url_as_retries() -> None:
+    notifier, stored = _gone_after(lambda s: s.model_copy(update={"url": "https://new.example/in"}))
+    task = _task()
+
+    await notifier._settle([task])
+
+    [queued] = [
+        DeliveryTask.model_validate_json(value or b"")
+        for topic, _, value in stored.records
+        if topic == TOPICS.retries[0].name
+    ]
+    assert (queued.alert, queued.next_attempt) == (task.alert, 2)
+    [audit] = [
+        DeliveryAttempt.model_validate_json(value or b"")
+        for topic, _, value in stored.records
+        if topic == TOPICS.deliveries.name
+    ]
+    assert (audit.outcome, audit.status_code) == (OutcomeKind.GONE, 410)
+    assert notifier.health("acme", "desk").failing_since is None, "the old URL's answer"
+
+
+async def test_a_new_url_does_not_inherit_the_old_ones_failing_streak() -> None:
+    notifier = Notifier(NotifierSettings())
+    original = make_subscription(sub_id="desk")
+    notifier._on_subscription(KEY, original)
+    health = notifier.health("acme", "desk")
+    health.record(OutcomeKind.RETRY, datetime(2023, 4, 1, tzinfo=UTC), "timeout")
+    assert health.failing
+
+    notifier._on_subscription(KEY, original.model_copy(update={"description": "same URL"}))
+    assert health.failing, "an edit that keeps the URL keeps the streak"
+    notifier._on_subscription(KEY, original.model_copy(update={"url": "https://new.example/in"}))
+
+    assert not notifier.health("acme", "desk").failing
+    assert notifier.health("acme", "desk").failed_attempts == 1, "the counts stay"
+    assert ("acme", "desk") in notifier._unpublished
 
 
 async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their_reason() -> None:
