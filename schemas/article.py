@@ -48,7 +48,8 @@ class Article(Contract):
 
 
 class RejectedRecord(Contract):
-    """A record a consumer could not decode, kept with the reason instead of being dropped."""
+    """A record a consumer could not process (not an article, or one whose alerts are too
+    large to produce), kept with the reason instead of being dropped."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     topic: str

@@ -31,7 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyp
 from newsalert_native import RecordBatch
 
 from services.common.kafka import MAX_BATCH_BYTES, KafkaError
-from services.common.topics import MAX_RECORD_BYTES
+from services.common.topics import MAX_RECORD_BYTES, record_size
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class BatchingProducer:
                     f"record keys and values are bytes or None, not {type(key).__name__} "
                     f"and {type(value).__name__}"
                 )
-            size = len(key or b"") + len(value or b"")
+            size = record_size(key, value)
             if size > self._max_record_bytes:
                 raise RecordTooLarge(
                     f"a record of {size} bytes, over the {self._max_record_bytes} one Kafka "

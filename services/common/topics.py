@@ -24,11 +24,17 @@ CleanupPolicy = Literal["delete", "compact"]
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
 
-# The most one record's key and value may take: the broker's default message.max.bytes, less
-# a KiB for the framing of the batch around it (61 bytes) and of the record (a few dozen).
+# The most one record's key and value may take: the broker's default message.max.bytes (the
+# topics are created without their own), less a KiB for the framing of the batch around it
+# (61 bytes) and of the record (a few dozen).
 # Kafka refuses a larger record on every retry, so whatever holds one must be told before it
 # is queued, not after.
 MAX_RECORD_BYTES = 1_048_588 - 1024
+
+
+def record_size(key: bytes | None, value: bytes | None) -> int:
+    """What a record's key and value take, as `MAX_RECORD_BYTES` counts them."""
+    return len(key or b"") + len(value or b"")
 
 
 def record_key(tenant: str, object_id: str) -> str:

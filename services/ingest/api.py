@@ -202,7 +202,8 @@ def create_app(state: IngestState) -> FastAPI:
         """`accept` for a request of one article: 413, saying why, if it is refused."""
         receipt = await accept(item)
         if receipt.status is ArticleStatus.REFUSED:
-            raise HTTPException(413, receipt.errors)
+            # Located as FastAPI locates a field of the request body: under "body".
+            raise HTTPException(413, [{**e, "loc": ["body", *e["loc"]]} for e in receipt.errors])
         return receipt
 
     @app.post(

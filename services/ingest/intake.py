@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from schemas.api import ArticleReceipt, ArticleStatus
 from schemas.article import ArticleIn
 from services.common.kafka import encode
-from services.common.topics import MAX_RECORD_BYTES
+from services.common.topics import MAX_RECORD_BYTES, record_size
 from services.ingest.identity import complete_article
 from services.ingest.publisher import Publisher
 from services.ingest.views import RecentArticleIds
@@ -72,8 +72,14 @@ class ArticleIntake:
         """
         article = complete_article(item, self._now())
         article_id = article.article_id
+        while (pending := self._publishing.get(article_id)) is not None:
+            await pending.wait()
+        if article_id in self._recent:
+            self._articles.labels("duplicate", "").inc()
+            log.info("article is a duplicate", extra={"article_id": article_id})
+            return ArticleReceipt(line=line, article_id=article_id, status=ArticleStatus.DUPLICATE)
         value = encode(article)
-        size = len(article_id.encode()) + len(value)
+        size = record_size(article_id.encode(), value)
         if size > MAX_RECORD_BYTES:
             self.refused("too_large")
             log.warning("article too large to publish", extra={"article_id": article_id})
@@ -86,12 +92,6 @@ class ArticleIntake:
             return ArticleReceipt(
                 line=line, article_id=article_id, status=ArticleStatus.REFUSED, errors=[error]
             )
-        while (pending := self._publishing.get(article_id)) is not None:
-            await pending.wait()
-        if article_id in self._recent:
-            self._articles.labels("duplicate", "").inc()
-            log.info("article is a duplicate", extra={"article_id": article_id})
-            return ArticleReceipt(line=line, article_id=article_id, status=ArticleStatus.DUPLICATE)
         done = self._publishing[article_id] = asyncio.Event()
         try:
             await self._publisher.publish_article(article_id, value)

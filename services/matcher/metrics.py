@@ -26,6 +26,7 @@ class MatcherMetrics:
     consumer_lag: Gauge
     stories: Gauge
     produce_retries: Counter
+    alerts_too_large: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> MatcherMetrics:
@@ -46,7 +47,8 @@ class MatcherMetrics:
         return cls(
             articles=Counter(
                 "newsalert_matcher_articles_total",
-                "Article records consumed, by outcome (matched, unmatched, dead_letter).",
+                "Article records consumed, by outcome (matched, unmatched, dead_letter: not an "
+                "article, or an alert of it too large to produce).",
                 ["outcome"],
                 registry=registry,
             ),
@@ -91,6 +93,11 @@ class MatcherMetrics:
             produce_retries=Counter(
                 "newsalert_matcher_produce_retries_total",
                 "Batches of alerts or story records Kafka did not store, queued to send again.",
+                registry=registry,
+            ),
+            alerts_too_large=Counter(
+                "newsalert_matcher_alerts_too_large_total",
+                "Alerts left out, too large for a Kafka record (their article is dead-lettered).",
                 registry=registry,
             ),
         )

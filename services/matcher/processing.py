@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from schemas.article import Article, RejectedRecord
 from schemas.story import StoryRecord
-from services.common.topics import MAX_RECORD_BYTES
+from services.common.topics import MAX_RECORD_BYTES, record_size
 from services.matcher.alerts import AlertRecord, ArticleAlerts, RuleFields
 from services.matcher.engine.matcher import Matcher
 from services.matcher.stories import StoryIndex
@@ -24,8 +24,12 @@ from services.matcher.stories import StoryIndex
 MAX_REASON_CHARS = 2000
 # An alert's evidence quotes every occurrence (rules.md, section 5), so an article that
 # repeats a watched name tens of thousands of times raises an alert of megabytes. The notifier
-# wraps an alert in a retry task or dead letter with its attempts: the margin is their room.
-MAX_ALERT_BYTES = MAX_RECORD_BYTES - 64 * 1024
+# wraps an alert in a retry task or dead letter with every attempt (up to 21, each with an
+# error of up to 500 characters, escaped in JSON at worst 6 bytes each): the margin is their
+# room (tests/unit/notifier/test_record_sizes.py holds it).
+MAX_ALERT_BYTES = MAX_RECORD_BYTES - 128 * 1024
+# A dead letter keeps the record's key as text; a foreign producer's key can be of any size.
+MAX_KEY_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +97,13 @@ class ArticleProcessor:
             matched_at=now,
         )
         alerts = writer.records(result, partial(self.stories.first_for_rules, article.article_id))
-        oversized = [a for a in alerts if len(a.key) + len(a.value) > MAX_ALERT_BYTES]
+        oversized = [a for a in alerts if record_size(a.key, a.value) > MAX_ALERT_BYTES]
         reason = None
         if oversized:
-            alerts = [a for a in alerts if len(a.key) + len(a.value) <= MAX_ALERT_BYTES]
-            listed = ", ".join(
-                f"{a.alert_id} ({a.key.decode()}, {len(a.value)} bytes)" for a in oversized
-            )
-            reason = (
-                f"{len(oversized)} alert(s) over the {MAX_ALERT_BYTES} bytes a Kafka record can "
-                f"carry were not produced; the article's other alerts were: {listed}"
-            )[:MAX_REASON_CHARS]
+            alerts = [a for a in alerts if record_size(a.key, a.value) <= MAX_ALERT_BYTES]
+            # The story's next article is its first for these rules: nobody heard of it yet.
+            self.stories.release_firsts(article.article_id, (a.key.decode() for a in oversized))
+            reason = _left_out(oversized, produced=len(alerts))
         return Processed(
             reason=reason,
             article_id=article.article_id,
@@ -111,6 +111,18 @@ class ArticleProcessor:
             story=self.stories.record(article.article_id),
             oversized=oversized,
         )
+
+
+def _left_out(oversized: list[AlertRecord], produced: int) -> str:
+    """Why an article is dead-lettered for alerts too large to produce, naming them."""
+    head = (
+        f"{len(oversized)} alert(s) left out, over the {MAX_ALERT_BYTES} bytes a Kafka record "
+        f"can carry; {produced} other alert(s) of the article were produced. Left out: "
+    )
+    listed = "; ".join(f"{a.alert_id} ({a.key.decode()}, {len(a.value)} bytes)" for a in oversized)
+    if len(head) + len(listed) > MAX_REASON_CHARS:  # the ids first: the rest is detail
+        listed = ", ".join(a.alert_id for a in oversized)
+    return head + listed
 
 
 def rejected_record(
@@ -124,21 +136,26 @@ def rejected_record(
         now: the time of rejection.
 
     A value whose base64 would not fit in a Kafka record is left out, and the reason says
-    where to read it: a dead letter Kafka refused would hold back the whole stream.
+    where to read it (for as long as that topic keeps it); a key is cut at `MAX_KEY_CHARS`. A
+    dead letter Kafka refused would hold back the whole stream.
     """
     topic, partition, offset, key, value = message
+    text_key = key.decode("utf-8", "replace") if key else None
+    if text_key is not None and len(text_key) > MAX_KEY_CHARS:
+        reason = f"{reason} (the key, {len(key or b'')} bytes, is cut)"
+        text_key = text_key[:MAX_KEY_CHARS]
     encoded = base64.b64encode(value or b"").decode()
     if len(encoded) > MAX_ALERT_BYTES:  # the same room as an alert's: ample for the rest
         reason = (
             f"{reason} (the value, {len(value or b'')} bytes, is too large to keep here: "
-            f"it is at {topic}/{partition}/{offset})"
+            f"it is at {topic}/{partition}/{offset} while that topic keeps it)"
         )
         encoded = ""
     return RejectedRecord(
         topic=topic,
         partition=partition,
         offset=offset,
-        key=key.decode("utf-8", "replace") if key else None,
+        key=text_key,
         value_b64=encoded,
         reason=reason,
         rejected_at=now,

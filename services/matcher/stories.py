@@ -508,6 +508,18 @@ class StoryIndex:
                 answers.append(holder is entry)
         return answers
 
+    def release_firsts(self, article_id: str, rule_keys: Iterable[str]) -> None:
+        """Give up the article's first-of-story claims for `rule_keys`: alerts that were not
+        produced (too large to) leave the claim to the story's next article."""
+        entry = self._entries.get(article_id)
+        if entry is None:
+            return
+        firsts = self._stories[entry.story_id].firsts
+        for key in rule_keys:
+            if firsts.get(key) is entry:
+                del firsts[key]
+                entry.first_for.discard(key)
+
     # -- the window ------------------------------------------------------------------------
 
     def expire(self, now: datetime) -> None:

@@ -220,6 +220,7 @@ class MatcherWorker:
             )
             self.metrics.stories.set(len(self.stories.index))
         if outcome.reason is not None:  # alerts too large to produce: the article says which
+            self.metrics.alerts_too_large.inc(len(outcome.oversized))
             records.append(self._dead_letter(message, outcome.reason))
         delivery = self._batches.send(records)
         if outcome.reason is None:
@@ -246,7 +247,8 @@ class MatcherWorker:
             "article record sent to the dead-letter topic",
             extra={"partition": message.partition, "offset": message.offset, "reason": reason},
         )
-        return (self.topics.articles_dlq.name, message.key, encode(rejected))
+        key = rejected.key.encode() if rejected.key is not None else None  # cut, if long
+        return (self.topics.articles_dlq.name, key, encode(rejected))
 
     # -- faust ---------------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ from aiohttp.resolver import DefaultResolver
 
 from services.common.ssrf import UrlPolicy, UrlRefused, check_url, filter_resolved
 
+# An attempt's error as its audit record and the retry task keep it (each keeps every
+# attempt's): bounded, so that what wraps the largest alert still fits in a Kafka record.
+MAX_ERROR_CHARS = 500
+
 
 class GuardedResolver(AbstractResolver):
     """A resolver that only returns addresses the URL policy allows."""
@@ -99,7 +103,9 @@ class WebhookClient:
                     reply.status, None, reply.headers.get("Retry-After"), _since(started)
                 )
         except UrlRefused as exc:
-            return Response(None, f"refused: {exc.message}", None, _since(started))
+            return Response(
+                None, f"refused: {exc.message}"[:MAX_ERROR_CHARS], None, _since(started)
+            )
         except TimeoutError:
             return Response(None, "timeout", None, _since(started))
         except aiohttp.ClientError as exc:
@@ -109,9 +115,9 @@ class WebhookClient:
 def _describe(exc: Any) -> str:
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, UrlRefused):
-        return f"refused: {cause.message}"
+        return f"refused: {cause.message}"[:MAX_ERROR_CHARS]
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:500]
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
 
 
 def _since(started: float) -> float:

@@ -350,7 +350,7 @@ async def test_an_article_too_large_for_a_kafka_record_is_413_saying_why(
             )
             assert status == 413, body
             [error] = body["detail"]
-            assert error["loc"] == ["body"]
+            assert error["loc"] == ["body", "body"]
             assert "over the 1047564 one record may take" in error["msg"], error
 
             status, batch = await ingest.call(

@@ -6,14 +6,21 @@ import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from schemas.alert import Alert
 from schemas.article import Article, RejectedRecord
 from schemas.watchlist import RuleRecord, WatchlistRule
+from services.common.kafka import encode
+from services.common.topics import MAX_RECORD_BYTES, record_size
+from services.matcher import processing
 from services.matcher.alerts import match_record
 from services.matcher.engine.loading import parse_watchlist
 from services.matcher.engine.matcher import Matcher
 from services.matcher.processing import (
     MAX_ALERT_BYTES,
+    MAX_KEY_CHARS,
+    MAX_REASON_CHARS,
     ArticleProcessor,
     Processed,
     rejected_record,
@@ -158,16 +165,85 @@ def test_an_alert_too_large_for_a_kafka_record_is_left_out_and_the_reason_names_
     assert "t/china" in outcome.reason
 
 
+def test_a_left_out_alert_leaves_the_first_of_story_to_the_storys_next_article(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    matcher, errors = Matcher.build([("t", _record("china", ["China"]).rule)])
+    assert not errors
+    first, copy = _seed_articles()
+    long = first.model_copy(update={"body": first.body + " China" * 400})
+    short = copy.model_copy(update={"body": copy.body + " China"})
+    processor = ArticleProcessor(StoryIndex())
+    encoded = [a.model_dump_json().encode() for a in (long, short)]
+    # Between the two alerts' sizes: the long article's is left out, the copy's goes out.
+    sizes = [len(r.value) for raw in encoded for r in processor_of(matcher, raw).alerts]
+    monkeypatch.setattr(processing, "MAX_ALERT_BYTES", (sizes[0] + sizes[1]) // 2)
+
+    left = processor.process(encoded[0], matcher, NOW)
+    later = processor.process(encoded[1], matcher, NOW)
+
+    assert left.oversized
+    assert later.story is not None
+    assert left.story is not None
+    assert later.story.story_id == left.story.story_id, "one story"
+    [alert] = _alerts(later)
+    assert alert.first_of_story, "the first alert anyone got of this story"
+    assert "t/china" not in left.story.first_for
+
+
+def processor_of(matcher: Matcher, raw: bytes) -> Processed:
+    """What a fresh processor (an index of its own) makes of `raw`."""
+    return ArticleProcessor(StoryIndex()).process(raw, matcher, NOW)
+
+
+def test_the_reason_names_every_left_out_alert_however_many(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = [_record(f"china-{n}", ["China"]) for n in range(60)]
+    matcher, errors = Matcher.build(("t", r.rule) for r in rules)
+    assert not errors
+    monkeypatch.setattr(processing, "MAX_ALERT_BYTES", 10)
+    article = Article(article_id="a", title="China", received_at=NOW)
+
+    outcome = ArticleProcessor(StoryIndex()).process(
+        article.model_dump_json().encode(), matcher, NOW
+    )
+
+    assert len(outcome.oversized) == 60
+    assert outcome.alerts == []
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("60 alert(s) left out")
+    assert all(a.alert_id in outcome.reason for a in outcome.oversized)
+
+
 def test_a_dead_letter_keeps_the_value_it_can_and_says_where_the_rest_is() -> None:
-    small, large = b"not json", b"x" * MAX_ALERT_BYTES
+    fits = b"x" * (MAX_ALERT_BYTES // 4 * 3)  # base64 of exactly the room, or just under
+    over = fits + b"xyz"
 
-    kept = rejected_record(("articles", 2, 41, b"k", small), "not a valid Article", NOW)
-    left = rejected_record(("articles", 2, 42, b"k", large), "not a valid Article", NOW)
+    kept = rejected_record(("articles", 2, 41, b"k", fits), "not a valid Article", NOW)
+    left = rejected_record(("articles", 2, 42, b"k", over), "not a valid Article", NOW)
 
-    assert base64.b64decode(kept.value_b64) == small
+    assert base64.b64decode(kept.value_b64) == fits
     assert kept.reason == "not a valid Article"
     assert left.value_b64 == ""
     assert left.reason.startswith("not a valid Article (the value, ")
     assert "it is at articles/2/42" in left.reason
-    assert len(left.model_dump_json()) < MAX_ALERT_BYTES
     assert RejectedRecord.model_validate_json(left.model_dump_json()) == left
+
+
+def test_the_largest_dead_letter_fits_in_a_kafka_record() -> None:
+    # A foreign producer's record: a key and a value of a megabyte each, of characters JSON
+    # escapes six bytes to one.
+    key = value = b"\x01" * 1_000_000
+    reason = "not a valid Article: " + "\x01" * MAX_REASON_CHARS
+
+    rejected = rejected_record(("articles", 0, 7, key, value), reason, NOW)
+
+    assert rejected.key is not None
+    assert len(rejected.key) == MAX_KEY_CHARS
+    assert "(the key, 1000000 bytes, is cut)" in rejected.reason
+    assert record_size(rejected.key.encode(), encode(rejected)) <= MAX_RECORD_BYTES
+    # The largest value that is kept.
+    kept = rejected_record(("articles", 0, 8, key, value[: MAX_ALERT_BYTES // 4 * 3]), reason, NOW)
+    assert kept.value_b64
+    assert record_size(key[:MAX_KEY_CHARS], encode(kept)) <= MAX_RECORD_BYTES

@@ -14,6 +14,7 @@ from schemas.delivery import DeadLetter, DeliveryAttempt, DeliveryTask, OutcomeK
 from services.common.settings import NotifierSettings
 from services.common.topics import MAX_RECORD_BYTES
 from services.matcher.processing import MAX_ALERT_BYTES
+from services.notifier.http import MAX_ERROR_CHARS
 from tests.unit.notifier.builders import T0, make_alert
 
 # The most attempts a delivery can carry: one per retry step, and the first.
@@ -37,7 +38,8 @@ def _largest_alert_and_attempts() -> tuple[Alert, list[DeliveryAttempt]]:
         attempt=1,
         outcome=OutcomeKind.RETRY,
         status_code=None,
-        error="e" * 2000,
+        # As long as the webhook client makes one, of characters JSON escapes to six bytes.
+        error="\x01" * MAX_ERROR_CHARS,
         duration_ms=30_000.0,
         attempted_at=T0,
     )
@@ -58,7 +60,7 @@ def test_a_dead_letter_of_the_largest_alert_with_every_attempt_fits_in_a_kafka_r
     letter = DeadLetter(
         alert=alert,
         subscription_id="desk",
-        reason="no success after 21 attempts; last: " + "e" * 2000,
+        reason="no success after 21 attempts; last: " + "\x01" * MAX_ERROR_CHARS,
         attempts=attempts,
         dead_at=T0,
     )
