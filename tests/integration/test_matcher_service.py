@@ -198,6 +198,7 @@ async def test_an_alert_too_large_for_kafka_dead_letters_its_article_and_the_str
     rejected = RejectedRecord.model_validate_json(dead.value)
     assert rejected.key == long["article_id"]
     assert "demo/china" in rejected.reason
+    assert await metric(worker, "newsalert_matcher_alerts_too_large_total") == 1
     assert Article.model_validate_json(base64.b64decode(rejected.value_b64)).body.startswith(
         "China"
     )
