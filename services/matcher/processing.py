@@ -24,12 +24,15 @@ from services.matcher.stories import StoryIndex
 MAX_REASON_CHARS = 2000
 # An alert's evidence quotes every occurrence (rules.md, section 5), so an article that
 # repeats a watched name tens of thousands of times raises an alert of megabytes. The notifier
-# wraps an alert in a retry task or dead letter with every attempt (up to 21, each with an
-# error of up to 500 characters, escaped in JSON at worst 6 bytes each): the margin is their
-# room (tests/unit/notifier/test_record_sizes.py holds it).
+# wraps an alert in a retry task or dead letter with every attempt (up to 21, and one more
+# for each URL change that overtook a request; each with an error of up to 500 characters,
+# escaped in JSON at worst 6 bytes each): the margin is their room, with some 16 such changes
+# to spare (tests/unit/notifier/test_record_sizes.py holds the 21).
 MAX_ALERT_BYTES = MAX_RECORD_BYTES - 128 * 1024
 # A dead letter keeps the record's key as text; a foreign producer's key can be of any size.
 MAX_KEY_CHARS = 1000
+# A tenant can have any number of rules match, and all be too large: the ids a reason lists.
+MAX_LISTED_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +123,23 @@ def _left_out(oversized: list[AlertRecord], produced: int) -> str:
         f"can carry; {produced} other alert(s) of the article were produced. Left out: "
     )
     listed = "; ".join(f"{a.alert_id} ({a.key.decode()}, {len(a.value)} bytes)" for a in oversized)
-    if len(head) + len(listed) > MAX_REASON_CHARS:  # the ids first: the rest is detail
-        listed = ", ".join(a.alert_id for a in oversized)
-    return head + listed
+    if len(head) + len(listed) <= MAX_REASON_CHARS:
+        return head + listed
+    ids: list[str] = []  # the ids first: the rest is detail
+    room = MAX_LISTED_CHARS
+    for alert in oversized:
+        room -= len(alert.alert_id) + 2
+        if room < 0:
+            break
+        ids.append(alert.alert_id)
+    more = len(oversized) - len(ids)
+    tail = f", and {more} more (`newsalert match` lists every alert)" if more else ""
+    return head + ", ".join(ids) + tail
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The key a dead letter of a record keyed `key` is stored under: the same, cut if long."""
+    return key if key is None or len(key) <= MAX_KEY_CHARS else key[:MAX_KEY_CHARS]
 
 
 def rejected_record(
@@ -135,28 +152,29 @@ def rejected_record(
         reason: why it is dead-lettered.
         now: the time of rejection.
 
-    A value whose base64 would not fit in a Kafka record is left out, and the reason says
-    where to read it (for as long as that topic keeps it); a key is cut at `MAX_KEY_CHARS`. A
-    dead letter Kafka refused would hold back the whole stream.
+    The value is left out if the dead letter would not fit in a Kafka record with it, and
+    the reason then says where to read it (for as long as that topic keeps it); a key is cut
+    at `MAX_KEY_CHARS`. A dead letter Kafka refused would hold back the whole stream.
     """
     topic, partition, offset, key, value = message
     text_key = key.decode("utf-8", "replace") if key else None
     if text_key is not None and len(text_key) > MAX_KEY_CHARS:
         reason = f"{reason} (the key, {len(key or b'')} bytes, is cut)"
         text_key = text_key[:MAX_KEY_CHARS]
-    encoded = base64.b64encode(value or b"").decode()
-    if len(encoded) > MAX_ALERT_BYTES:  # the same room as an alert's: ample for the rest
-        reason = (
-            f"{reason} (the value, {len(value or b'')} bytes, is too large to keep here: "
-            f"it is at {topic}/{partition}/{offset} while that topic keeps it)"
-        )
-        encoded = ""
-    return RejectedRecord(
+    rejected = RejectedRecord(
         topic=topic,
         partition=partition,
         offset=offset,
         key=text_key,
-        value_b64=encoded,
+        value_b64=base64.b64encode(value or b"").decode(),
         reason=reason,
         rejected_at=now,
     )
+    size = record_size(dead_letter_key(key), rejected.model_dump_json().encode())
+    if size <= MAX_RECORD_BYTES:
+        return rejected
+    left_out = (
+        f"{reason} (the value, {len(value or b'')} bytes, is too large to keep here: "
+        f"it is at {topic}/{partition}/{offset} while that topic keeps it)"
+    )
+    return rejected.model_copy(update={"value_b64": "", "reason": left_out})

@@ -34,7 +34,12 @@ from services.common.metrics import exposition, new_registry
 from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
 from services.matcher.metrics import MatcherMetrics
-from services.matcher.processing import ArticleProcessor, Processed, rejected_record
+from services.matcher.processing import (
+    ArticleProcessor,
+    Processed,
+    dead_letter_key,
+    rejected_record,
+)
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
 from services.matcher.story_view import StoryView
 
@@ -247,8 +252,7 @@ class MatcherWorker:
             "article record sent to the dead-letter topic",
             extra={"partition": message.partition, "offset": message.offset, "reason": reason},
         )
-        key = rejected.key.encode() if rejected.key is not None else None  # cut, if long
-        return (self.topics.articles_dlq.name, key, encode(rejected))
+        return (self.topics.articles_dlq.name, dead_letter_key(message.key), encode(rejected))
 
     # -- faust ---------------------------------------------------------------------------
 

@@ -367,9 +367,9 @@ class Notifier:
 
     def _moved(self, subscription: Subscription) -> bool:
         """Whether the tenant has pointed `subscription` (a copy a request went out with) at
-        another URL since, and it is still enabled."""
+        another URL since. (Disabled meanwhile too, its alerts go on to be dead-lettered.)"""
         latest = self.subscriptions.get(subscription.tenant, subscription.id)
-        return latest is not None and latest.enabled and latest.url != subscription.url
+        return latest is not None and latest.url != subscription.url
 
     async def _slot(self, lane: _Lane) -> bool:
         """Take one of the lane's request slots; False after `webhook_max_wait_s` without one.
@@ -406,6 +406,10 @@ class Notifier:
                 for task in tasks[half:]:
                     self._dead_letter(task, task.attempts, reason, out)
                 return
+            if self._moved(subscription):  # not to the old URL: on to the new one, unattempted
+                for task in tasks[half:]:
+                    self._defer(task, out)
+                return
             await self._attempt(tasks[half:], subscription, lane, out)
             return
         try:
@@ -435,9 +439,10 @@ class Notifier:
         health = self.health(subscription.tenant, subscription.id)
         self._unpublished.add((subscription.tenant, subscription.id))
         audit_key = record_key(subscription.tenant, subscription.id).encode()
-        # A 410 from a URL the tenant has replaced meanwhile is that URL's answer, not the
-        # subscription's: the alerts go on to the new URL, as retries.
-        moved = response.status == 410 and self._moved(subscription)
+        # A failure of a URL the tenant has replaced meanwhile is that URL's, not the
+        # subscription's: no reason to give up on an alert (410, the last attempt) or to
+        # count against the new URL's health. The alerts go on to the new URL, as retries.
+        moved = self._moved(subscription)
         outcome = OutcomeKind.DELIVERED
         for task in tasks:
             # Per alert: the same answer is a retry for one and the last straw for another.
@@ -471,13 +476,16 @@ class Notifier:
                 },
             )
             out.records.append((self.topics.deliveries.name, audit_key, encode(attempt)))
-            if moved:  # nothing about the endpoint the subscription names now
+            outcome = decision.outcome
+            if moved and outcome is not OutcomeKind.DELIVERED:
                 self.metrics.deliveries.labels("retry").inc()
                 self._queue(task, [*task.attempts, attempt], self._first_step_s(), out)
-            else:
-                health.record(decision.outcome, finished, response.error, response.status)
-                self._conclude(task, decision, [*task.attempts, attempt], finished, out)
-            outcome = decision.outcome
+                continue
+            if not moved:
+                health.record(outcome, finished, response.error, response.status)
+            self._conclude(task, decision, [*task.attempts, attempt], finished, out)
+        if moved:  # what follows judges the endpoint: the old URL's answer says nothing of it
+            return
         # Every alert of the request had the same answer: delivered for all, or for none.
         if outcome is OutcomeKind.GONE:
             self._disable(subscription, "the endpoint answered 410 Gone", out)

@@ -68,8 +68,8 @@ class _Timing(NamedTuple):
     """One delivered alert's times in seconds: acceptance to arrival, and its two stages."""
 
     total: float
-    matching: float  # the ingest API's acceptance to the matcher's match (`matched_at`)
-    delivering: float  # the match to the webhook's arrival: Kafka, notifier, HTTP
+    matching: float  # acceptance to `matched_at`, stamped as the worker takes the article up
+    delivering: float  # `matched_at` to the webhook's arrival: matching, Kafka, notifier, HTTP
 
 
 def _timings(receiver: Receiver, since: int, prefix: str) -> list[_Timing]:
@@ -279,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         ),
         "",
-        "Stages split each alert's time at its `matched_at`: ingest -> matcher is the "
-        "articles topic and matching; matcher -> receiver is the alerts topic, the notifier "
-        "and HTTP.",
+        "Stages split each alert's time at its `matched_at`, stamped as the worker takes the "
+        "article up: ingest -> matcher is the articles topic and the worker's queue; matcher "
+        "-> receiver is matching, the alerts topic, the notifier and HTTP.",
         "",
         *(
             f"Highest sustained rate, {n} alert(s) per request: {rate} articles/s"

@@ -14,15 +14,15 @@ from schemas.watchlist import RuleRecord, WatchlistRule
 from services.common.kafka import encode
 from services.common.topics import MAX_RECORD_BYTES, record_size
 from services.matcher import processing
-from services.matcher.alerts import match_record
+from services.matcher.alerts import AlertRecord, match_record
 from services.matcher.engine.loading import parse_watchlist
 from services.matcher.engine.matcher import Matcher
 from services.matcher.processing import (
     MAX_ALERT_BYTES,
     MAX_KEY_CHARS,
-    MAX_REASON_CHARS,
     ArticleProcessor,
     Processed,
+    dead_letter_key,
     rejected_record,
 )
 from services.matcher.ruleset import LiveRuleset, parse_rule_key
@@ -216,9 +216,9 @@ def test_the_reason_names_every_left_out_alert_however_many(
     assert all(a.alert_id in outcome.reason for a in outcome.oversized)
 
 
-def test_a_dead_letter_keeps_the_value_it_can_and_says_where_the_rest_is() -> None:
-    fits = b"x" * (MAX_ALERT_BYTES // 4 * 3)  # base64 of exactly the room, or just under
-    over = fits + b"xyz"
+def test_a_dead_letter_keeps_the_value_if_it_fits_and_else_says_where_it_is() -> None:
+    fits = b"x" * 600_000
+    over = b"x" * (MAX_RECORD_BYTES // 4 * 3)  # its base64 alone takes all the room
 
     kept = rejected_record(("articles", 2, 41, b"k", fits), "not a valid Article", NOW)
     left = rejected_record(("articles", 2, 42, b"k", over), "not a valid Article", NOW)
@@ -231,19 +231,40 @@ def test_a_dead_letter_keeps_the_value_it_can_and_says_where_the_rest_is() -> No
     assert RejectedRecord.model_validate_json(left.model_dump_json()) == left
 
 
-def test_the_largest_dead_letter_fits_in_a_kafka_record() -> None:
-    # A foreign producer's record: a key and a value of a megabyte each, of characters JSON
-    # escapes six bytes to one.
-    key = value = b"\x01" * 1_000_000
-    reason = "not a valid Article: " + "\x01" * MAX_REASON_CHARS
+def _left_out_alerts(count: int) -> list[AlertRecord]:
+    return [
+        AlertRecord(f"t/rule-{n}".encode(), b"{}", f"alert_{n:032x}", "high") for n in range(count)
+    ]
 
-    rejected = rejected_record(("articles", 0, 7, key, value), reason, NOW)
+
+@pytest.mark.parametrize("left_out", [1, 60, 20_000])
+@pytest.mark.parametrize("value_bytes", [0, 600_000, 760_000, 1_000_000])
+def test_the_largest_dead_letter_fits_in_a_kafka_record(left_out: int, value_bytes: int) -> None:
+    # A foreign producer's key of a megabyte, of characters JSON escapes six bytes to one; a
+    # value as large as Kafka takes; a tenant with thousands of rules all too large to alert.
+    key = b"\x01" * 1_000_000
+    reason = processing._left_out(_left_out_alerts(left_out), produced=3)
+
+    rejected = rejected_record(("articles", 0, 7, key, b"v" * value_bytes), reason, NOW)
 
     assert rejected.key is not None
     assert len(rejected.key) == MAX_KEY_CHARS
     assert "(the key, 1000000 bytes, is cut)" in rejected.reason
-    assert record_size(rejected.key.encode(), encode(rejected)) <= MAX_RECORD_BYTES
-    # The largest value that is kept.
-    kept = rejected_record(("articles", 0, 8, key, value[: MAX_ALERT_BYTES // 4 * 3]), reason, NOW)
-    assert kept.value_b64
-    assert record_size(key[:MAX_KEY_CHARS], encode(kept)) <= MAX_RECORD_BYTES
+    assert record_size(dead_letter_key(key), encode(rejected)) <= MAX_RECORD_BYTES
+    if value_bytes <= 600_000:  # fits beside any key and reason: kept
+        assert base64.b64decode(rejected.value_b64) == b"v" * value_bytes
+    if value_bytes == 1_000_000:  # its base64 alone is over: left out
+        assert rejected.value_b64 == ""
+
+
+def test_a_reason_lists_as_many_left_out_ids_as_it_has_room_for_and_counts_the_rest() -> None:
+    alerts = _left_out_alerts(20_000)
+
+    reason = processing._left_out(alerts, produced=0)
+
+    assert reason.startswith("20000 alert(s) left out")
+    assert alerts[0].alert_id in reason
+    assert alerts[-1].alert_id not in reason
+    listed = sum(a.alert_id in reason for a in alerts)
+    assert f"and {20_000 - listed} more" in reason
+    assert len(reason) <= processing.MAX_LISTED_CHARS + 500

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.delivery import DeliveryAttempt, DeliveryTask, OutcomeKind
 from schemas.subscription import Subscription
 from services.common.settings import NotifierSettings
 from services.common.topics import build_topics, record_key
+from services.notifier import service
 from services.notifier.http import Response
 from services.notifier.service import Notifier
+from services.notifier.signing import message
 from tests.unit.notifier.builders import StoredAtOnce, make_alert, make_subscription
 
 TOPICS = build_topics("newsalert.", 6, 1)
@@ -24,21 +28,25 @@ KEY = record_key("acme", "desk")
 
 
 def _gone_after(
-    edit: Callable[[Subscription], Subscription | None],
-) -> tuple[Notifier, StoredAtOnce]:
-    """A notifier knowing "desk", whose endpoint answers 410 once the tenant has made `edit`
-    (None: deleted) while the request was out."""
+    edit: Callable[[Subscription], Subscription | None], status: int = 410, per_request: int = 1
+) -> tuple[Notifier, StoredAtOnce, list[str]]:
+    """A notifier knowing "desk", whose endpoint answers `status` once the tenant has made
+    `edit` (None: deleted) while the request was out; what it stores; the URLs it posts to."""
     notifier = Notifier(NotifierSettings())
-    original = make_subscription(sub_id="desk")
+    original = make_subscription(sub_id="desk").model_copy(
+        update={"alerts_per_request": per_request}
+    )
     notifier._on_subscription(KEY, original)
     stored = notifier._out = StoredAtOnce()  # type: ignore[assignment]
+    posted: list[str] = []
 
     async def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
+        posted.append(url)
         notifier._on_subscription(KEY, edit(original))
-        return Response(status=410, error=None, retry_after=None, seconds=0.001)
+        return Response(status=status, error=None, retry_after=None, seconds=0.001)
 
     notifier._client.post = post  # type: ignore[method-assign]
-    return notifier, stored
+    return notifier, stored, posted
 
 
 def _task() -> DeliveryTask:
@@ -56,7 +64,7 @@ def _written(stored: StoredAtOnce) -> list[Subscription]:
 
 
 async def test_an_edit_made_during_the_request_survives_the_disabling() -> None:
-    notifier, stored = _gone_after(
+    notifier, stored, _ = _gone_after(
         lambda s: s.model_copy(update={"description": "night desk", "alerts_per_request": 5})
     )
 
@@ -70,7 +78,9 @@ async def test_an_edit_made_during_the_request_survives_the_disabling() -> None:
 
 
 async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled() -> None:
-    notifier, stored = _gone_after(lambda s: s.model_copy(update={"url": "https://new.example/in"}))
+    notifier, stored, _ = _gone_after(
+        lambda s: s.model_copy(update={"url": "https://new.example/in"})
+    )
 
     await notifier._settle([_task()])
 
@@ -82,7 +92,9 @@ async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled
 
 
 async def test_alerts_the_old_url_answered_410_go_on_to_the_new_url_as_retries() -> None:
-    notifier, stored = _gone_after(lambda s: s.model_copy(update={"url": "https://new.example/in"}))
+    notifier, stored, _ = _gone_after(
+        lambda s: s.model_copy(update={"url": "https://new.example/in"})
+    )
     task = _task()
 
     await notifier._settle([task])
@@ -120,7 +132,7 @@ async def test_a_new_url_does_not_inherit_the_old_ones_failing_streak() -> None:
 
 
 async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their_reason() -> None:
-    notifier, stored = _gone_after(
+    notifier, stored, _ = _gone_after(
         lambda s: s.model_copy(update={"enabled": False, "disabled_reason": "paused by ops"})
     )
 
@@ -133,9 +145,54 @@ async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their
 
 
 async def test_a_subscription_deleted_during_the_request_is_not_written_back() -> None:
-    notifier, stored = _gone_after(lambda s: None)
+    notifier, stored, _ = _gone_after(lambda s: None)
 
     await notifier._settle([_task()])
 
     assert _written(stored) == []
     assert notifier.subscriptions.get("acme", "desk") is None
+
+
+def _to_new_url(subscription: Subscription) -> Subscription:
+    return subscription.model_copy(update={"url": "https://new.example/in"})
+
+
+def _topics_written(stored: StoredAtOnce) -> list[str]:
+    return sorted(topic for topic, _, _ in stored.records)
+
+
+async def test_a_last_attempt_failing_at_a_replaced_url_goes_on_to_the_new_one() -> None:
+    notifier, stored, _ = _gone_after(_to_new_url, status=503)
+    last = len(notifier.schedule.delays_s) + 1
+    task = _task().model_copy(update={"next_attempt": last})
+
+    await notifier._settle([task])
+
+    assert _topics_written(stored) == sorted([TOPICS.deliveries.name, TOPICS.retries[0].name])
+    assert not notifier.health("acme", "desk").failing, "the old URL's failure, not the new's"
+
+
+async def test_no_half_of_a_split_batch_goes_to_a_replaced_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tasks = [
+        _task().model_copy(update={"alert": make_alert(article_id=f"art-{n}")}) for n in range(4)
+    ]
+    one = len(message([tasks[0].alert], batched=True)[1])
+    monkeypatch.setattr(service, "MAX_BATCH_BODY_BYTES", 2 * one + 200)
+    notifier, stored, posted = _gone_after(_to_new_url, status=503, per_request=10)
+
+    await notifier._settle(tasks)
+
+    assert posted == ["https://hooks.example/in"]
+    queued = [
+        DeliveryTask.model_validate_json(value or b"")
+        for topic, _, value in stored.records
+        if topic == TOPICS.retries[0].name
+    ]
+    assert sorted((t.alert.article.article_id, t.next_attempt) for t in queued) == [
+        ("art-0", 2),
+        ("art-1", 2),
+        ("art-2", 1),
+        ("art-3", 1),
+    ], "the posted half as retries, the other unattempted"
