@@ -91,10 +91,17 @@ class EndpointHealth:
             keep = last_failure is not None and last_failure > self.last_success_at
             self.failing_since = last_failure if keep else None
 
-    def moved(self) -> None:
-        """The subscription now points at another URL: the old one's failing streak, which
-        would have it disabled, is not the new one's. The counts stay."""
-        self.failing_since = None
+    def since(self, changed_at: datetime) -> None:
+        """Count the failing streak from `changed_at` at the earliest: when its tenant last
+        changed the subscription (a new URL; enabled again after a fix). Failures before were
+        another endpoint's, or before the fix, and must not disable it. The counts stay."""
+        _aware(changed_at)
+        if self.failing_since is None or self.failing_since >= changed_at:
+            return
+        if self.last_failure_at is None or self.last_failure_at < changed_at:
+            self.failing_since = None
+        else:  # no success since the streak began: every attempt since the change failed
+            self.failing_since = changed_at
 
     def record_dead_letter(self) -> None:
         """Count an alert given up on without an attempt (its subscription went away)."""

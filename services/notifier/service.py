@@ -212,16 +212,6 @@ class Notifier:
 
     def _on_subscription(self, key: str, subscription: Subscription | None) -> None:
         tenant, _, subscription_id = key.partition("/")
-        previous = self.subscriptions.get(tenant, subscription_id)
-        held = self._health.get((tenant, subscription_id))  # none while the view catches up
-        if (
-            held is not None
-            and subscription is not None
-            and previous is not None
-            and previous.url != subscription.url
-        ):
-            held.moved()
-            self._unpublished.add((tenant, subscription_id))
         if subscription is None:
             self.subscriptions.remove(tenant, subscription_id)
         else:
@@ -437,6 +427,8 @@ class Notifier:
         self.metrics.delivery_seconds.observe(response.seconds)
         retry_after = parse_retry_after(response.retry_after, finished)
         health = self.health(subscription.tenant, subscription.id)
+        # However this process learnt of the change (live, or from the topic at a restart).
+        health.since(subscription.updated_at)
         self._unpublished.add((subscription.tenant, subscription.id))
         audit_key = record_key(subscription.tenant, subscription.id).encode()
         # A failure of a URL the tenant has replaced meanwhile is that URL's, not the

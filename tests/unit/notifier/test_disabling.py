@@ -9,7 +9,7 @@ subscription no longer names. HTTP and Kafka are stand-ins here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -114,21 +114,31 @@ async def test_alerts_the_old_url_answered_410_go_on_to_the_new_url_as_retries()
     assert notifier.health("acme", "desk").failing_since is None, "the old URL's answer"
 
 
-async def test_a_new_url_does_not_inherit_the_old_ones_failing_streak() -> None:
+@pytest.mark.parametrize(("changed_hours_ago", "disabled"), [(1, False), (24 * 30, True)])
+async def test_failures_from_before_the_tenants_last_change_do_not_disable_it(
+    changed_hours_ago: int, disabled: bool
+) -> None:
+    # A new URL, or enabled again after a fix: learnt live or from the topic at a restart,
+    # the subscription's `updated_at` says when.
+    now = datetime.now(UTC)
     notifier = Notifier(NotifierSettings())
-    original = make_subscription(sub_id="desk")
-    notifier._on_subscription(KEY, original)
+    changed = make_subscription(sub_id="desk").model_copy(
+        update={"updated_at": now - timedelta(hours=changed_hours_ago)}
+    )
+    notifier._on_subscription(KEY, changed)
     health = notifier.health("acme", "desk")
-    health.record(OutcomeKind.RETRY, datetime(2023, 4, 1, tzinfo=UTC), "timeout")
-    assert health.failing
+    for days_ago in (9, 2):  # failing for a week: past the 5 days that disable
+        health.record(OutcomeKind.RETRY, now - timedelta(days=days_ago), "timeout")
+    stored = notifier._out = StoredAtOnce()  # type: ignore[assignment]
 
-    notifier._on_subscription(KEY, original.model_copy(update={"description": "same URL"}))
-    assert health.failing, "an edit that keeps the URL keeps the streak"
-    notifier._on_subscription(KEY, original.model_copy(update={"url": "https://new.example/in"}))
+    async def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
+        return Response(status=503, error=None, retry_after=None, seconds=0.001)
 
-    assert not notifier.health("acme", "desk").failing
-    assert notifier.health("acme", "desk").failed_attempts == 1, "the counts stay"
-    assert ("acme", "desk") in notifier._unpublished
+    notifier._client.post = post  # type: ignore[method-assign]
+
+    await notifier._settle([_task()])
+
+    assert [not s.enabled for s in _written(stored)] == ([True] if disabled else [])
 
 
 async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their_reason() -> None:

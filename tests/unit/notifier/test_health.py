@@ -236,3 +236,25 @@ def test_status_round_trips_through_json_and_back_to_health() -> None:
         "last_failure_at": "2023-04-15T11:30:00Z",
         "failing_since": "2023-04-15T10:30:00Z",
     }
+
+
+@pytest.mark.parametrize(
+    ("failures", "changed", "streak_from"),
+    [
+        ([], T0, None),  # no streak to bound
+        ([T0 + DAY, T0 + 2 * DAY], T0, T0 + DAY),  # the streak began after the change
+        ([T0 - 2 * DAY, T0 - DAY], T0, None),  # every failure was before it
+        ([T0 - 2 * DAY, T0 + DAY], T0, T0),  # across it: every attempt since it failed
+    ],
+)
+def test_the_failing_streak_counts_from_the_subscriptions_last_change_at_the_earliest(
+    failures: list[datetime], changed: datetime, streak_from: datetime | None
+) -> None:
+    health = _health()
+    for at in failures:
+        health.record(RETRY, at, "timeout")
+
+    health.since(changed)
+
+    assert health.failing_since == streak_from
+    assert health.failed_attempts == len(failures), "the counts stay"
