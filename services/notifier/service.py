@@ -225,12 +225,12 @@ class Notifier:
 
         `subscription` is the copy the request went out with; the record written is the
         latest copy, so that a tenant's edit made while the request was out survives. If the
-        tenant pointed the subscription at another URL meanwhile (or disabled or deleted it),
-        the verdict was on an endpoint it no longer names, and nothing is written. (The topic
-        has no compare-and-set: an edit landing within the write itself can still be lost.)
+        tenant disabled or deleted it meanwhile, nothing is written (`_attempt` judges no
+        endpoint whose URL was replaced). (The topic has no compare-and-set: an edit landing
+        within the write itself can still be lost.)
         """
         latest = self.subscriptions.get(subscription.tenant, subscription.id)
-        if latest is None or not latest.enabled or latest.url != subscription.url:
+        if latest is None or not latest.enabled:
             log.info(
                 "subscription changed during the request; not disabled",
                 extra={"tenant": subscription.tenant, "subscription": subscription.id},

@@ -27,7 +27,7 @@ TOPICS = build_topics("newsalert.", 6, 1)
 KEY = record_key("acme", "desk")
 
 
-def _gone_after(
+def _answered_after(
     edit: Callable[[Subscription], Subscription | None], status: int = 410, per_request: int = 1
 ) -> tuple[Notifier, StoredAtOnce, list[str]]:
     """A notifier knowing "desk", whose endpoint answers `status` once the tenant has made
@@ -64,7 +64,7 @@ def _written(stored: StoredAtOnce) -> list[Subscription]:
 
 
 async def test_an_edit_made_during_the_request_survives_the_disabling() -> None:
-    notifier, stored, _ = _gone_after(
+    notifier, stored, _ = _answered_after(
         lambda s: s.model_copy(update={"description": "night desk", "alerts_per_request": 5})
     )
 
@@ -78,7 +78,7 @@ async def test_an_edit_made_during_the_request_survives_the_disabling() -> None:
 
 
 async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled() -> None:
-    notifier, stored, _ = _gone_after(
+    notifier, stored, _ = _answered_after(
         lambda s: s.model_copy(update={"url": "https://new.example/in"})
     )
 
@@ -92,7 +92,7 @@ async def test_a_subscription_pointed_elsewhere_during_the_request_stays_enabled
 
 
 async def test_alerts_the_old_url_answered_410_go_on_to_the_new_url_as_retries() -> None:
-    notifier, stored, _ = _gone_after(
+    notifier, stored, _ = _answered_after(
         lambda s: s.model_copy(update={"url": "https://new.example/in"})
     )
     task = _task()
@@ -142,7 +142,7 @@ async def test_failures_from_before_the_tenants_last_change_do_not_disable_it(
 
 
 async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their_reason() -> None:
-    notifier, stored, _ = _gone_after(
+    notifier, stored, _ = _answered_after(
         lambda s: s.model_copy(update={"enabled": False, "disabled_reason": "paused by ops"})
     )
 
@@ -155,7 +155,7 @@ async def test_a_subscription_its_tenant_disabled_during_the_request_keeps_their
 
 
 async def test_a_subscription_deleted_during_the_request_is_not_written_back() -> None:
-    notifier, stored, _ = _gone_after(lambda s: None)
+    notifier, stored, _ = _answered_after(lambda s: None)
 
     await notifier._settle([_task()])
 
@@ -172,7 +172,7 @@ def _topics_written(stored: StoredAtOnce) -> list[str]:
 
 
 async def test_a_last_attempt_failing_at_a_replaced_url_goes_on_to_the_new_one() -> None:
-    notifier, stored, _ = _gone_after(_to_new_url, status=503)
+    notifier, stored, _ = _answered_after(_to_new_url, status=503)
     last = len(notifier.schedule.delays_s) + 1
     task = _task().model_copy(update={"next_attempt": last})
 
@@ -190,7 +190,7 @@ async def test_no_half_of_a_split_batch_goes_to_a_replaced_url(
     ]
     one = len(message([tasks[0].alert], batched=True)[1])
     monkeypatch.setattr(service, "MAX_BATCH_BODY_BYTES", 2 * one + 200)
-    notifier, stored, posted = _gone_after(_to_new_url, status=503, per_request=10)
+    notifier, stored, posted = _answered_after(_to_new_url, status=503, per_request=10)
 
     await notifier._settle(tasks)
 
