@@ -96,6 +96,17 @@ class Stack:
         for name in SERVICES:
             await self.processes[name].wait_ready()
 
+    def pids(self) -> dict[str, int]:
+        """The process id of our broker (when we started one) and of each running service."""
+        pids = {
+            name: service.process.pid
+            for name, service in self.processes.items()
+            if service.process is not None and service.process.poll() is None
+        }
+        if self._broker is not None and (pid := self._broker.status().pid) is not None:
+            pids["broker"] = pid
+        return pids
+
     def stop(self) -> None:
         """SIGTERM every service (each finishes its work in flight), then the broker."""
         for name in reversed(SERVICES):

@@ -12,9 +12,9 @@ from services.common.settings import LocalKafkaSettings
 
 
 @contextmanager
-def local_broker() -> Iterator[tuple[str, Path]]:
-    """A started broker's bootstrap address and a scratch folder (for logs); both are gone
-    on exit."""
+def local_broker() -> Iterator[tuple[str, Path, int]]:
+    """A started broker's bootstrap address, a scratch folder (for logs) and the broker's
+    process id (to read its CPU time); both are gone on exit."""
     local = LocalKafkaSettings()
     with tempfile.TemporaryDirectory() as scratch:
         broker = LocalBroker(
@@ -23,7 +23,8 @@ def local_broker() -> Iterator[tuple[str, Path]]:
         broker.ensure_jars()
         status = broker.start(wait_s=90)
         assert status.bootstrap is not None
+        assert status.pid is not None
         try:
-            yield status.bootstrap, Path(scratch)
+            yield status.bootstrap, Path(scratch), status.pid
         finally:
             broker.stop()

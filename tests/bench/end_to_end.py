@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import secrets
 import statistics
@@ -42,6 +43,7 @@ from services.demo.scenario import call
 from services.demo.stack import Stack
 from services.notifier.signing import alerts_of
 from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
+from tests.bench.cpu import cpu_of, ms_per_item
 from tests.support.workload import expected_alert_ids
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,6 +52,9 @@ TICK_S = 0.1
 DRAIN_S = 2.0  # after sending stops, every webhook must be in within this
 GIVE_UP_S = 60.0
 RULES_PER_REQUEST = 2000  # keeps a watchlist body under the 1 MiB limit
+BENCH = "bench (sender, receiver)"
+PROCESSES = ("ingest", "matcher", "notifier", "broker")
+CORES = os.cpu_count() or 1
 
 
 async def _load_rules(
@@ -110,6 +115,8 @@ async def _at_rate(
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
     before = len(receiver.requests)
     alerts_before = receiver.alerts()
+    pids = {**stack.pids(), BENCH: os.getpid()}
+    cpu_before = cpu_of(pids)
     per_tick = max(1, round(rate * TICK_S))
     started = time.monotonic()
     behind = 0
@@ -143,6 +150,8 @@ async def _at_rate(
             await receiver.wait_for(
                 lambda _: receiver.alerts() - alerts_before >= expected, GIVE_UP_S
             )
+    cpu_ms = ms_per_item(cpu_before, cpu_of(pids), len(articles))
+    system_ms = sum(ms for name, ms in cpu_ms.items() if name != BENCH)
     timings = _timings(receiver, before, _prefix(rate, per_request))
     latencies = [t.total for t in timings]
     matching = [t.matching for t in timings]
@@ -172,6 +181,10 @@ async def _at_rate(
         "matcher_to_receiver_p99_ms": _percentile(delivering, 99),
         "slowest_stage": slowest,
         "sustained": sustained,
+        # Counted until the last webhook arrived: a rate given up on is undercounted.
+        "cpu_ms_per_article": cpu_ms,
+        "system_cpu_ms_per_article": round(system_ms, 3),
+        "rate_the_cores_allow": round(CORES * 1000 / system_ms) if system_ms else None,
     }
 
 
@@ -282,6 +295,21 @@ def main(argv: list[str] | None = None) -> int:
         "Stages split each alert's time at its `matched_at`, stamped as the worker takes the "
         "article up: ingest -> matcher is the articles topic and the worker's queue; matcher "
         "-> receiver is matching, the alerts topic, the notifier and HTTP.",
+        "",
+        f"CPU each process spent per article (ms), from the first article sent to the last "
+        f"webhook in, and the rate this machine's {CORES} cores could carry at the system's "
+        "cost (broker and services; the bench's own sender and receiver left out):",
+        "",
+        f"| alerts per request | articles/s | {' | '.join(PROCESSES)} | system | bench "
+        "| rate the cores allow |",
+        f"|---|---|{'---|' * len(PROCESSES)}---|---|---|",
+        *(
+            f"| {r['alerts_per_request']} | {r['rate']} "
+            f"| {' | '.join(str(r['cpu_ms_per_article'].get(p)) for p in PROCESSES)} "  # type: ignore[attr-defined]
+            f"| {r['system_cpu_ms_per_article']} | {r['cpu_ms_per_article'][BENCH]} "  # type: ignore[index]
+            f"| {r['rate_the_cores_allow']} |"
+            for r in rows
+        ),
         "",
         *(
             f"Highest sustained rate, {n} alert(s) per request: {rate} articles/s"

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import pickle
 import platform
 import pstats
 import sys
@@ -32,10 +33,12 @@ from services.common.settings import MatcherSettings
 from services.common.topics import build_topics, record_key
 from services.demo.processes import ServiceProcess, free_port, metric
 from services.matcher.engine.matcher import Matcher
-from services.matcher.processing import ArticleProcessor
+from services.matcher.processing import ArticleProcessor, Processed
 from services.matcher.stories import StoryIndex
 from tests.bench.broker import local_broker
 from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
+from tests.bench.cpu import cpu_of
+from tests.bench.replay_worker import OUTCOMES_VARIABLE
 from tests.support.kafka_io import produce
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,9 +63,16 @@ def _copies(articles: list[Article], copies: int) -> list[Article]:
 
 
 async def _through_worker(
-    bootstrap: str, rules: list[RuleRecord], articles: list[Article], log_dir: Path
+    bootstrap: str,
+    broker: int,
+    rules: list[RuleRecord],
+    articles: list[Article],
+    log_dir: Path,
+    module: str = "services.matcher",
+    env: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    prefix = f"bench{int(time.time())}."
+    """One worker process (`module`) through the articles, timed by its own metrics."""
+    prefix = f"bench{time.time_ns()}."
     topics = build_topics(prefix, partitions=6, retry_steps=1)
     await ensure_topics(bootstrap, topics.all())
     await produce(
@@ -75,8 +85,9 @@ async def _through_worker(
     )
     port = free_port()
     worker = ServiceProcess(
-        "services.matcher",
+        module,
         {
+            **(env or {}),
             "NEWSALERT_BOOTSTRAP_SERVERS": bootstrap,
             "NEWSALERT_TOPIC_PREFIX": prefix,
             "NEWSALERT_PARTITIONS": "6",
@@ -85,7 +96,7 @@ async def _through_worker(
             "NEWSALERT_MATCHER_PORT": str(port),
         },
         port,
-        log_dir / "matcher.log",
+        log_dir / f"{module}.log",
     )
     launched = time.perf_counter()
     worker.start()
@@ -93,23 +104,33 @@ async def _through_worker(
         await worker.wait_ready(timeout_s=300)
         ready = time.perf_counter()
         first = last = None
+        assert worker.process is not None
+        pids = {"worker": worker.process.pid, "broker": broker}
+        cpu_first = cpu_last = cpu_of(pids)
         while True:
             done = await metric(worker, ARTICLES_METRIC)
             now = time.perf_counter()
             if done and first is None:
-                first = now
+                first, cpu_first = now, cpu_of(pids)
             if done >= len(articles):
-                last = now
+                last, cpu_last = now, cpu_of(pids)
                 break
             await asyncio.sleep(0.05)  # a separate process: its /metrics is what we can see
         alerts = await metric(worker, "newsalert_matcher_alerts_total")
         assert first is not None
+        seconds = last - first
         return {
+            # Shares of one core while the articles flowed: the worker is one process on
+            # one core (its Python code holds the GIL); the broker has the other core.
+            **{
+                f"{name}_cpu_share": round((cpu_last[name] - cpu_first[name]) / seconds, 2)
+                for name in pids
+            },
             "articles": len(articles),
             "alerts": alerts,
             "startup_s": round(ready - launched, 2),
-            "seconds": round(last - first, 2),
-            "articles_per_s": round(len(articles) / (last - first)),
+            "seconds": round(seconds, 2),
+            "articles_per_s": round(len(articles) / seconds),
         }
     finally:
         worker.stop()
@@ -124,15 +145,35 @@ def rule_records(corpus: list[Article], count: int) -> list[RuleRecord]:
     ]
 
 
-def alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
-    """Each article's alert records (key, value), as the worker writes them."""
+def outcomes_of(rules: list[RuleRecord], articles: list[Article]) -> dict[bytes, Processed]:
+    """Each article's outcome, as the worker computes it, by its record value."""
     matcher, _ = Matcher.build((r.tenant, r.rule) for r in rules)
     processor = ArticleProcessor(StoryIndex())
     now = datetime.now(UTC)
-    return [
-        [(a.key, a.value) for a in processor.process(encode(article), matcher, now).alerts]
-        for article in articles
-    ]
+    raws = [encode(article) for article in articles]
+    return {raw: processor.process(raw, matcher, now) for raw in raws}
+
+
+def alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
+    """Each article's alert records (key, value), as the worker writes them."""
+    return [[(a.key, a.value) for a in o.alerts] for o in outcomes_of(rules, articles).values()]
+
+
+async def _replayed(
+    bootstrap: str,
+    broker: int,
+    rules: list[RuleRecord],
+    articles: list[Article],
+    outcomes: dict[bytes, Processed],
+    scratch: Path,
+) -> dict[str, float]:
+    """The worker with its logic replaced by `outcomes` (tests/bench/replay_worker.py)."""
+    path = scratch / "outcomes.pickle"
+    path.write_bytes(pickle.dumps(outcomes))
+    env = {OUTCOMES_VARIABLE: str(path)}
+    return await _through_worker(
+        bootstrap, broker, rules, articles, scratch, "tests.bench.replay_worker", env
+    )
 
 
 async def _producing_alone(
@@ -229,14 +270,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rules = rule_records(corpus, args.rules)
     articles = _copies(corpus, args.copies)
-    with local_broker() as (bootstrap, scratch):
-        through = asyncio.run(_through_worker(bootstrap, rules, articles, scratch))
-        producing = asyncio.run(_producing_alone(bootstrap, alerts_of(rules, articles)))
+    with local_broker() as (bootstrap, scratch, broker):
+        through = asyncio.run(_through_worker(bootstrap, broker, rules, articles, scratch))
+        outcomes = outcomes_of(rules, articles)
+        replayed = asyncio.run(_replayed(bootstrap, broker, rules, articles, outcomes, scratch))
+        alerts = [[(a.key, a.value) for a in outcome.alerts] for outcome in outcomes.values()]
+        producing = asyncio.run(_producing_alone(bootstrap, alerts))
     profile = _profile(rules, articles)
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "rules": len(rules),
         "worker": through,
+        "worker_with_outcomes_replayed": replayed,
         "producing_alone": producing,
         "target_articles_per_s": TARGET,
         "profile": profile,
@@ -250,8 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         "| measure | value |",
         "|---|---|",
         f"| sustained articles/s, one worker (target {TARGET:,}) | {through['articles_per_s']:,} |",
+        f"| meanwhile, CPU used by the worker / by the broker | {through['worker_cpu_share']:.0%} "
+        f"/ {through['broker_cpu_share']:.0%} of a core |",
         f"| alerts produced | {int(through['alerts']):,} |",
         f"| worker start to ready (10k rules compiled) | {through['startup_s']} s |",
+        f"| the same worker with every outcome computed beforehand (its plumbing's floor) "
+        f"| {replayed['articles_per_s']:,} articles/s, the worker at "
+        f"{replayed['worker_cpu_share']:.0%} of a core |",
         f"| worker logic alone, in process | {profile['articles_per_s_in_process']:,} articles/s |",
         f"| producing alone: the same alerts through the same producer | "
         f"{producing['records_per_s']:,} records/s, {producing['us_per_article']:,} µs an article "

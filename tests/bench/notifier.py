@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rules = rule_records(corpus, args.rules)
     alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
-    with local_broker() as (bootstrap, scratch):
+    with local_broker() as (bootstrap, scratch, _):
         results = [
             asyncio.run(_deliver(bootstrap, alerts, int(n), scratch / f"notifier-{n}.log"))
             for n in args.alerts_per_request.split(",")
