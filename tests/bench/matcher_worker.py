@@ -38,7 +38,7 @@ from services.matcher.stories import StoryIndex
 from tests.bench.broker import local_broker
 from tests.bench.corpus import build_vocabulary, corpus_or_none, generate_rules
 from tests.bench.cpu import cpu_of
-from tests.bench.replay_worker import OUTCOMES_VARIABLE
+from tests.bench.replay_worker import DEPTH_VARIABLE, OUTCOMES_VARIABLE
 from tests.support.kafka_io import produce
 
 RESULTS = Path(__file__).parent / "results"
@@ -164,15 +164,13 @@ async def _replayed(
     broker: int,
     rules: list[RuleRecord],
     articles: list[Article],
-    outcomes: dict[bytes, Processed],
-    scratch: Path,
+    outcomes: Path,
+    depth: str,
 ) -> dict[str, float]:
-    """The worker with its logic replaced by `outcomes` (tests/bench/replay_worker.py)."""
-    path = scratch / "outcomes.pickle"
-    path.write_bytes(pickle.dumps(outcomes))
-    env = {OUTCOMES_VARIABLE: str(path)}
+    """The worker with its work done beforehand, to `depth` (tests/bench/replay_worker.py)."""
+    env = {OUTCOMES_VARIABLE: str(outcomes), DEPTH_VARIABLE: depth}
     return await _through_worker(
-        bootstrap, broker, rules, articles, scratch, "tests.bench.replay_worker", env
+        bootstrap, broker, rules, articles, outcomes.parent, "tests.bench.replay_worker", env
     )
 
 
@@ -273,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     with local_broker() as (bootstrap, scratch, broker):
         through = asyncio.run(_through_worker(bootstrap, broker, rules, articles, scratch))
         outcomes = outcomes_of(rules, articles)
-        replayed = asyncio.run(_replayed(bootstrap, broker, rules, articles, outcomes, scratch))
+        pickled = scratch / "outcomes.pickle"
+        pickled.write_bytes(pickle.dumps(outcomes))
+        replayed = {
+            depth: asyncio.run(_replayed(bootstrap, broker, rules, articles, pickled, depth))
+            for depth in ("outcomes", "records")
+        }
         alerts = [[(a.key, a.value) for a in outcome.alerts] for outcome in outcomes.values()]
         producing = asyncio.run(_producing_alone(bootstrap, alerts))
     profile = _profile(rules, articles)
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "rules": len(rules),
         "worker": through,
-        "worker_with_outcomes_replayed": replayed,
+        "worker_with_outcomes_replayed": replayed["outcomes"],
+        "faust_aiokafka_and_batching_alone": replayed["records"],
         "producing_alone": producing,
         "target_articles_per_s": TARGET,
         "profile": profile,
@@ -300,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| alerts produced | {int(through['alerts']):,} |",
         f"| worker start to ready (10k rules compiled) | {through['startup_s']} s |",
         f"| the same worker with every outcome computed beforehand (its plumbing's floor) "
-        f"| {replayed['articles_per_s']:,} articles/s, the worker at "
-        f"{replayed['worker_cpu_share']:.0%} of a core |",
+        f"| {replayed['outcomes']['articles_per_s']:,} articles/s, the worker at "
+        f"{replayed['outcomes']['worker_cpu_share']:.0%} of a core |",
+        f"| faust, aiokafka and the batching producer alone, sending each article's records "
+        f"as they are | {replayed['records']['articles_per_s']:,} articles/s, the worker at "
+        f"{replayed['records']['worker_cpu_share']:.0%} of a core |",
         f"| worker logic alone, in process | {profile['articles_per_s_in_process']:,} articles/s |",
         f"| producing alone: the same alerts through the same producer | "
         f"{producing['records_per_s']:,} records/s, {producing['us_per_article']:,} µs an article "
