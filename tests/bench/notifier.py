@@ -1,6 +1,8 @@
 """The notifier alone: alerts already in Kafka, out as signed webhooks to one receiver.
 
-The end-to-end benchmark's slowest stage, measured by itself. A real broker, one
+The end-to-end benchmark's slowest stage, measured by itself, with the CPU it spends per
+alert; then the floor under it: the same alerts read by a plain aiokafka consumer, which is
+what every notifier pays before it parses, routes, signs or sends anything. A real broker, one
 `python -m services.notifier` process, a webhook receiver on loopback in this process, one
 subscription that wants every alert; the alerts of BBC articles at 10k rules, as the matcher
 writes them, produced to the alerts topic beforehand. The clock runs from the first webhook's
@@ -22,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.subscription import SigningSecret, Subscription, SubscriptionFilter
-from services.common.kafka import encode, ensure_topics
+from services.common.kafka import encode, ensure_topics, make_consumer
 from services.common.topics import build_topics, record_key
 from services.demo.receiver import running_receiver
 from services.notifier.signing import alerts_of as alerts_in
 from tests.bench.broker import local_broker
 from tests.bench.corpus import corpus_or_none
+from tests.bench.cpu import cpu_seconds
 from tests.bench.matcher_worker import TENANT, alerts_of, rule_records
 from tests.support.kafka_io import produce
 from tests.support.notifier import notifier_process
@@ -35,11 +38,13 @@ from tests.support.notifier import notifier_process
 RESULTS = Path(__file__).parent / "results"
 SECRET = "whsec_" + base64.b64encode(b"newsalert-notifier-benchmark-key").decode()
 GIVE_UP_S = 600.0
+CONSUMED_COPIES = 10
 
 
 async def _deliver(
     bootstrap: str, alerts: list[tuple[bytes, bytes]], per_request: int, log: Path
 ) -> dict[str, float]:
+    """One notifier delivering `alerts` to one receiver, `per_request` alerts a request."""
     prefix = f"notify{int(time.time())}-{per_request}."
     topics = build_topics(prefix, partitions=3, retry_steps=1)
     await ensure_topics(bootstrap, topics.all())
@@ -67,11 +72,13 @@ async def _deliver(
         notifier.start()
         try:
             await notifier.wait_ready(timeout_s=120)
+            assert notifier.process is not None
+            pid = notifier.process.pid
             await receiver.wait_for(lambda rs: len(rs) >= 1, GIVE_UP_S)
-            first = receiver.requests[0].wall
+            first, cpu = receiver.requests[0].wall, cpu_seconds(pid)
             in_first = len(alerts_in(receiver.requests[0].body))
             await receiver.wait_for(lambda _: receiver.alerts() >= len(alerts), GIVE_UP_S)
-            last = receiver.requests[-1].wall
+            last, cpu = receiver.requests[-1].wall, cpu_seconds(pid) - cpu
         finally:
             notifier.stop()
         distinct = {a["alert_id"] for r in receiver.requests for a in alerts_in(r.body)}
@@ -86,6 +93,37 @@ async def _deliver(
         # From the first arrival on: what the first request carried is not counted.
         "alerts_per_s": round((receiver.alerts() - in_first) / (last - first)),
         "requests_per_s": round((requests - 1) / (last - first)),
+        "cpu_us_per_alert": round(cpu / (receiver.alerts() - in_first) * 1e6),
+    }
+
+
+async def _consuming_alone(
+    bootstrap: str, broker: int, alerts: list[tuple[bytes, bytes]]
+) -> dict[str, float]:
+    """The alerts, `CONSUMED_COPIES` times over, read from a topic of their own by a plain
+    consumer in this process, with the CPU it and the broker spend per record (enough
+    records that the broker's CPU, counted in ticks of 10 ms, is measured to a few %)."""
+    topics = build_topics(f"consume{time.time_ns()}.", partitions=3, retry_steps=1)
+    await ensure_topics(bootstrap, [topics.alerts])
+    records: list[tuple[bytes | None, bytes | None]] = list(alerts)
+    await produce(bootstrap, topics.alerts.name, records * CONSUMED_COPIES)
+    consumer = make_consumer(bootstrap, topics.alerts.name, group_id=None)
+    await consumer.start()
+    try:
+        read = 0
+        started, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(broker)
+        while read < len(alerts) * CONSUMED_COPIES:
+            batches = await consumer.getmany(timeout_ms=1000)
+            read += sum(map(len, batches.values()))
+        elapsed = time.perf_counter() - started
+        cpu, broker_cpu = time.process_time() - cpu, cpu_seconds(broker) - broker_cpu
+    finally:
+        await consumer.stop()
+    return {
+        "records": read,
+        "records_per_s": round(read / elapsed),
+        "cpu_us_per_record": round(cpu / read * 1e6, 1),
+        "broker_cpu_us_per_record": round(broker_cpu / read * 1e6, 1),
     }
 
 
@@ -101,17 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rules = rule_records(corpus, args.rules)
     alerts = [alert for article in alerts_of(rules, corpus[: args.articles]) for alert in article]
-    with local_broker() as (bootstrap, scratch, _):
+    with local_broker() as (bootstrap, scratch, broker):
         results = [
             asyncio.run(_deliver(bootstrap, alerts, int(n), scratch / f"notifier-{n}.log"))
             for n in args.alerts_per_request.split(",")
         ]
+        consuming = asyncio.run(_consuming_alone(bootstrap, broker, alerts))
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "rules": len(rules),
         "articles": args.articles,
         "alerts": len(alerts),
         "runs": results,
+        "consuming_alone": consuming,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -123,14 +163,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(alerts):,} alerts in the topic; one notifier, one subscription.",
             "",
             "| alerts per request | requests | alerts delivered (distinct) | alerts/s "
-            "| requests/s |",
-            "|---|---|---|---|---|",
+            "| requests/s | notifier CPU per alert |",
+            "|---|---|---|---|---|---|",
             *(
                 f"| {r['alerts_per_request']} | {r['requests']:,} | {r['alerts_delivered']:,} "
                 f"({r['distinct_alerts_delivered']:,}) | {r['alerts_per_s']:,} "
-                f"| {r['requests_per_s']:,} |"
+                f"| {r['requests_per_s']:,} | {r['cpu_us_per_alert']:,} µs |"
                 for r in results
             ),
+            "",
+            f"Consuming alone, the floor under any notifier: the same alerts read by a plain "
+            f"aiokafka consumer at {consuming['records_per_s']:,} records/s, "
+            f"{consuming['cpu_us_per_record']} µs of its CPU a record "
+            f"(the broker's: {consuming['broker_cpu_us_per_record']} µs).",
             "",
         ]
     )
