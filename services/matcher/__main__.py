@@ -17,7 +17,8 @@ from services.common.settings import MatcherSettings
 from services.matcher.worker import MatcherWorker
 
 
-async def _prepare(settings: MatcherSettings, worker: MatcherWorker) -> None:
+async def prepare(settings: MatcherSettings, worker: MatcherWorker) -> None:
+    """Wait for the broker, then create the worker's topics if they are missing."""
     await wait_until_ready(settings.bootstrap_servers, 60)
     await ensure_topics(
         settings.bootstrap_servers, worker.topics.all(), settings.replication_factor
@@ -32,7 +33,7 @@ def main() -> None:
         sys.exit(f"newsalert matcher: {exc}")
     configure_logging("matcher", settings.log_level)
     worker = MatcherWorker(settings)
-    asyncio.run(_prepare(settings, worker))
+    asyncio.run(prepare(settings, worker))
     # A fresh loop for faust: asyncio.run closed the one above.
     asyncio.set_event_loop(asyncio.new_event_loop())
     # Our JSON logging stays: faust must not install its own console handlers.

@@ -14,7 +14,7 @@ from services.common.settings import LocalKafkaSettings
 @contextmanager
 def local_broker() -> Iterator[tuple[str, Path, int]]:
     """A started broker's bootstrap address, a scratch folder (for logs) and the broker's
-    process id (to read its CPU time); both are gone on exit."""
+    process id (to read its CPU time); the broker and the folder are gone on exit."""
     local = LocalKafkaSettings()
     with tempfile.TemporaryDirectory() as scratch:
         broker = LocalBroker(

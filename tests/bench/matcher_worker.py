@@ -2,10 +2,13 @@
 
 A real broker (the test harness's), one `python -m services.matcher` process, the corpus
 produced to the articles topic beforehand; the clock runs from the worker's first consumed
-article to its last. Then, to show where the time goes: the worker's producing step alone
-(the same alerts, sent through the same `BatchingProducer` to the same broker, with nothing
-else in the process), and a profile of the worker's own logic (decode, match, story
-grouping, alert building) on the same articles, in this process.
+article to its last, and the CPU the worker and the broker use meanwhile is read from /proc.
+Then, to show where the time goes: the same run with the work done beforehand, twice (the
+real worker with each article's outcome looked up, and faust, aiokafka and the batching
+producer alone forwarding each article's records: tests/bench/replay_worker.py); the
+worker's producing step alone (the same alerts, sent through the same `BatchingProducer` to
+the same broker, with nothing else in the process); and a profile of the worker's own logic
+(decode, match, story grouping, alert building) on the same articles, in this process.
 
 python -m tests.bench.matcher_worker [--rules 10000] [--copies 2]
 """

@@ -29,7 +29,7 @@ from services.common.batching_producer import Delivery, Record
 from services.common.kafka import encode
 from services.common.logs import configure_logging
 from services.common.settings import MatcherSettings
-from services.matcher.__main__ import _prepare
+from services.matcher.__main__ import prepare
 from services.matcher.engine.matcher import Matcher
 from services.matcher.processing import Processed
 from services.matcher.worker import MatcherWorker
@@ -80,7 +80,7 @@ def main() -> None:
     else:
         worker = MatcherWorker(settings)
         worker.processor = ReplayedProcessor(outcomes)  # type: ignore[assignment]
-    asyncio.run(_prepare(settings, worker))
+    asyncio.run(prepare(settings, worker))
     asyncio.set_event_loop(asyncio.new_event_loop())
     faust.Worker(worker.app, quiet=True, override_logging=False).execute_from_commandline()
 
