@@ -109,7 +109,8 @@ async def _through_worker(
         first = last = None
         assert worker.process is not None
         pids = {"worker": worker.process.pid, "broker": broker}
-        cpu_first = cpu_last = cpu_of(pids)
+        cpu_first: dict[str, float] = {}
+        cpu_last: dict[str, float] = {}
         while True:
             done = await metric(worker, ARTICLES_METRIC)
             now = time.perf_counter()
@@ -157,9 +158,14 @@ def outcomes_of(rules: list[RuleRecord], articles: list[Article]) -> dict[bytes,
     return {raw: processor.process(raw, matcher, now) for raw in raws}
 
 
+def alert_records(outcomes: dict[bytes, Processed]) -> list[list[tuple[bytes, bytes]]]:
+    """Each outcome's alert records (key, value), as the worker writes them."""
+    return [[(a.key, a.value) for a in outcome.alerts] for outcome in outcomes.values()]
+
+
 def alerts_of(rules: list[RuleRecord], articles: list[Article]) -> list[list[tuple[bytes, bytes]]]:
     """Each article's alert records (key, value), as the worker writes them."""
-    return [[(a.key, a.value) for a in o.alerts] for o in outcomes_of(rules, articles).values()]
+    return alert_records(outcomes_of(rules, articles))
 
 
 async def _replayed(
@@ -280,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             depth: asyncio.run(_replayed(bootstrap, broker, rules, articles, pickled, depth))
             for depth in ("outcomes", "records")
         }
-        alerts = [[(a.key, a.value) for a in outcome.alerts] for outcome in outcomes.values()]
-        producing = asyncio.run(_producing_alone(bootstrap, alerts))
+        producing = asyncio.run(_producing_alone(bootstrap, alert_records(outcomes)))
     profile = _profile(rules, articles)
     report = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
